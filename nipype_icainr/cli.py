@@ -1,0 +1,144 @@
+"""The ``icainr`` command: compress, decompress, info.
+
+Errors about inputs and outputs print one line (``icainr: error: FILE: problem``)
+and exit with status 2; set ``ICAINR_DEBUG=1`` to see a traceback instead.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from . import __version__
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 1.0:
+        raise argparse.ArgumentTypeError(f"must be above 1, got {text}")
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="icainr", description="ICA-INR compression of 4D fMRI (NIfTI <-> .icainr).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    comp = sub.add_parser("compress", help="NIfTI -> .icainr")
+    comp.add_argument("in_file", metavar="IN", help="4D NIfTI (.nii or .nii.gz)")
+    comp.add_argument("out_file", metavar="OUT.icainr")
+    comp.add_argument("--ratio", type=_positive_float, default=None,
+                      help="target ratio: raw array bytes (stored dtype) / file bytes "
+                           "(default: the preset's target_ratio)")
+    group = comp.add_mutually_exclusive_group()
+    group.add_argument("--preset", default="default",
+                       help="bundled preset: default (fast, CPU) or paper (GPU)")
+    group.add_argument("--config", metavar="FILE",
+                       help="YAML configuration: 'base: PRESET' plus keys to override")
+    comp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    comp.add_argument("--seed", type=int, default=0)
+    comp.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    comp.add_argument("--no-measure", action="store_true",
+                      help="skip decoding the result to report PSNR and SSIM")
+    comp.add_argument("--quiet", action="store_true", help="no progress bar")
+    comp.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    dec = sub.add_parser("decompress", help=".icainr -> NIfTI")
+    dec.add_argument("in_file", metavar="IN.icainr")
+    dec.add_argument("out_file", metavar="OUT.nii.gz")
+    dec.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    dec.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+
+    inf = sub.add_parser("info", help="header, ratio and section sizes of an .icainr file")
+    inf.add_argument("in_file", metavar="IN.icainr")
+    inf.add_argument("--json", action="store_true", help="print everything as JSON")
+    return parser
+
+
+def _cmd_compress(args):
+    from .codec.api import compress
+
+    res = compress(args.in_file, args.out_file, ratio=args.ratio, preset=args.preset,
+                   config=args.config, device=args.device, seed=args.seed, force=args.force,
+                   progress=not args.quiet, measure=not args.no_measure)
+    if args.json:
+        print(json.dumps(res, indent=2, default=str))
+        return
+    print(f"wrote {args.out_file}: {res['file_bytes']:,} bytes")
+    print(f"  ratio {res['ratio']:.1f} (raw {res['raw_bytes']:,}-byte array in its stored dtype)"
+          f"; {res['ratio_disk']:.1f} against the input file on disk")
+    if res["psnr"] is not None:
+        print(f"  PSNR {res['psnr']:.2f} dB, SSIM {res['ssim']:.4f} (brain mask, "
+              f"{res['n_voxels']:,} voxels)")
+    print(f"  fit {res['fit_seconds']:.1f} s on {res['device']}, total {res['total_seconds']:.1f} s;"
+          f" K={res['arch']['n_components']}, MLP width {res['arch']['mlp_width']}")
+
+
+def _cmd_decompress(args):
+    from .codec.api import decompress
+
+    res = decompress(args.in_file, args.out_file, device=args.device, force=args.force)
+    print(f"wrote {args.out_file}: shape {tuple(res['shape'])}, {res['dtype']}, "
+          f"{res['seconds']:.1f} s")
+
+
+def _cmd_info(args):
+    from .codec.api import info
+
+    res = info(args.in_file)
+    if args.json:
+        print(json.dumps(res, indent=2, default=str))
+        return
+    img = res["image"]
+    print(f"{res['file']}: .icainr format version {res['format_version']}, "
+          f"{res['file_bytes']:,} bytes")
+    print(f"  image     {tuple(img['shape'])} {img['dtype']}"
+          + (f" (scl_slope {img['scl_slope']:g}, scl_inter {img['scl_inter']:g})"
+             if img["scl_slope"] is not None else "")
+          + f", zooms {tuple(img['zooms'])}, units {tuple(img['xyzt_units'])}, TR {img['tr']:g}")
+    print(f"  source    {img['source_name']} ({img['source_bytes']:,} bytes)")
+    print(f"  ratio     {res['ratio']:.2f} against the raw array ({res['raw_bytes']:,} bytes), "
+          f"{res['ratio_disk']:.2f} against the source file")
+    print(f"  sections  " + ", ".join(f"{t} {n:,} B" for t, n in res["sections"].items())
+          + f", header and framing {res['header_bytes']:,} B")
+    a = res["arch"]
+    print(f"  network   K={a['n_components']} patterns x T={a['n_timepoints']}, "
+          f"MLP {a['mlp_layers']} layers x {a['mlp_width']}, {a['pe_frequencies']} PE frequencies,"
+          f" fusion {a['fusion_channels']}ch depth {a['fusion_depth']}")
+    print(f"  voxels    {res['n_voxels']:,} in the mask; preset {res['config'].get('name')}, "
+          f"seed {res['seed']}, fitted on {res['fit_device']}")
+    print("  software  " + ", ".join(f"{k} {v}" for k, v in (res["software"] or {}).items()))
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .codec.errors import ICAINRError
+
+    handlers = {"compress": _cmd_compress, "decompress": _cmd_decompress, "info": _cmd_info}
+    try:
+        handlers[args.command](args)
+    except ICAINRError as exc:
+        if os.environ.get("ICAINR_DEBUG"):
+            raise
+        print(f"icainr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("icainr: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except (OSError, MemoryError) as exc:
+        if os.environ.get("ICAINR_DEBUG"):
+            raise
+        where = getattr(exc, "filename", None)
+        print(f"icainr: error: {where + ': ' if where else ''}{exc.__class__.__name__}: "
+              f"{getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

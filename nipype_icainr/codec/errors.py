@@ -1,0 +1,14 @@
+"""The one exception type the codec raises for bad input or a bad file."""
+
+
+class ICAINRError(Exception):
+    """A problem with an input or output that a user can fix.
+
+    The message is one line and names the file and the problem; the command-line
+    interface prints it as is, without a traceback.
+    """
+
+    def __init__(self, path, problem):
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(problem if path is None else f"{path}: {problem}")

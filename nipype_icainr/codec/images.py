@@ -1,0 +1,91 @@
+"""Coding of the two images stored beside the network: the brain mask and the mean frame.
+
+The mean frame is quantised to 16-bit integers and coded losslessly with
+JPEG XL (libjxl through imagecodecs). On the studyforrest run it measured
+95.6 kB against 109.8 kB for lossless JPEG 2000, 99.2 kB for JPEG-LS, 143 kB for
+PNG and 137 kB for zstd -19 (slices laid side by side; see the README), so JPEG XL
+is the smallest maintained 16-bit lossless image codec available here. The mask
+is bit-packed and zstd-compressed.
+"""
+
+import numpy as np
+
+from .errors import ICAINRError
+
+
+def encode_mask(mask):
+    """Bit-pack a boolean (X, Y, Z) mask in C order and zstd-compress it."""
+    import imagecodecs
+
+    return imagecodecs.zstd_encode(np.packbits(mask.ravel()).tobytes(), level=19)
+
+
+def decode_mask(payload, shape, source):
+    """Inverse of ``encode_mask``; ``shape`` comes from the (validated) header."""
+    import imagecodecs
+
+    n_voxels = int(np.prod(shape))
+    n_bytes = (n_voxels + 7) // 8
+    try:
+        packed = imagecodecs.zstd_decode(payload, out=n_bytes)
+    except Exception:
+        raise ICAINRError(source, "the mask section cannot be decoded") from None
+    if len(packed) != n_bytes:
+        raise ICAINRError(source, "the mask section has the wrong size")
+    bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8))[:n_voxels]
+    return bits.reshape(shape).astype(bool)
+
+
+def mean_frame_step(mean, stored_dtype, slope, mean_step):
+    """Quantisation step of the mean frame, in physical units.
+
+    For integer inputs the step is ``mean_step`` stored units (times
+    ``scl_slope``); for float inputs, and whenever the range would not fit in
+    16 bits, it is the mean frame's range / 65535.
+    """
+    lo, hi = float(mean.min()), float(mean.max())
+    fit16 = (hi - lo) / 65535.0
+    if np.dtype(stored_dtype).kind in "iu":
+        step = mean_step * abs(slope)
+    else:
+        step = fit16
+    return max(step, fit16, np.finfo(np.float32).tiny)
+
+
+def _mosaic(vol):  # (X, Y, Z) -> (Y, Z * X): axial slices side by side
+    x, y, z = vol.shape
+    return np.ascontiguousarray(vol.transpose(1, 2, 0).reshape(y, z * x))
+
+
+def _unmosaic(img, shape):
+    x, y, z = shape
+    return img.reshape(y, z, x).transpose(2, 0, 1)
+
+
+def encode_mean_frame(mean, step):
+    """Quantise the mean frame with ``step`` and code it losslessly with JPEG XL.
+
+    Returns ``(payload, lo, decoded)`` where ``decoded`` is the mean frame the
+    decoder will see (float64), so the caller can fit the network to the
+    residual around it.
+    """
+    import imagecodecs
+
+    lo = float(mean.min())
+    q = np.clip(np.round((mean - lo) / step), 0, 65535).astype(np.uint16)
+    payload = imagecodecs.jpegxl_encode(_mosaic(q), lossless=True, effort=7)
+    return bytes(payload), lo, lo + q.astype(np.float64) * step
+
+
+def decode_mean_frame(payload, shape, lo, step, source):
+    """Inverse of ``encode_mean_frame``."""
+    import imagecodecs
+
+    x, y, z = shape
+    try:
+        img = imagecodecs.jpegxl_decode(payload)
+    except Exception:
+        raise ICAINRError(source, "the mean-frame section cannot be decoded") from None
+    if img.dtype != np.uint16 or img.shape != (y, z * x):
+        raise ICAINRError(source, f"the mean frame has shape {img.shape}, expected {(y, z * x)}")
+    return lo + _unmosaic(img, shape).astype(np.float64) * step

@@ -1,0 +1,192 @@
+"""Bad input: one clear line naming the file, a non-zero exit, no output file."""
+
+import os
+import struct
+import zlib
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from nipype_icainr import ICAINRError, cli
+from nipype_icainr.codec import container
+
+from .conftest import TINY
+
+
+def run_cli(args, capsys):
+    code = cli.main([str(a) for a in args])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def assert_one_line_error(code, err, name, problem):
+    assert code != 0
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("icainr: error:")
+    assert name in err and problem in err, err
+    assert "Traceback" not in err
+
+
+def test_3d_image(tmp_path, capsys):
+    src = tmp_path / "anat.nii.gz"
+    nib.Nifti1Image(np.ones((8, 8, 8), np.int16), np.eye(4)).to_filename(str(src))
+    out = tmp_path / "out.icainr"
+    code, err = run_cli(["compress", src, out], capsys)
+    assert_one_line_error(code, err, "anat.nii.gz", "expected a 4D image")
+    assert not out.exists()
+
+
+def test_not_a_nifti(tmp_path, capsys):
+    src = tmp_path / "notes.nii.gz"
+    src.write_text("hello, I am not an image\n")
+    out = tmp_path / "out.icainr"
+    code, err = run_cli(["compress", src, out], capsys)
+    assert_one_line_error(code, err, "notes.nii.gz", "not a readable NIfTI")
+    assert not out.exists()
+
+
+def test_missing_input(tmp_path, capsys):
+    code, err = run_cli(["compress", tmp_path / "nope.nii.gz", tmp_path / "o.icainr"], capsys)
+    assert_one_line_error(code, err, "nope.nii.gz", "no such file")
+
+
+def test_nan_values(tmp_path, capsys):
+    data = np.random.default_rng(0).normal(100, 1, (8, 8, 8, 12)).astype(np.float32)
+    data[2, 3, 4, 5] = np.nan
+    data[1, 1, 1, 1] = np.inf
+    src = tmp_path / "nan.nii.gz"
+    nib.Nifti1Image(data, np.eye(4)).to_filename(str(src))
+    out = tmp_path / "out.icainr"
+    code, err = run_cli(["compress", src, out], capsys)
+    assert_one_line_error(code, err, "nan.nii.gz", "2 NaN/Inf values")
+    assert not out.exists()
+
+
+def test_existing_output_without_force(bold_file, tmp_path, capsys):
+    out = tmp_path / "exists.icainr"
+    out.write_bytes(b"precious")
+    code, err = run_cli(["compress", bold_file, out], capsys)
+    assert_one_line_error(code, err, "exists.icainr", "already exists; use --force")
+    assert out.read_bytes() == b"precious"
+
+
+def test_existing_nifti_output_without_force(compressed, tmp_path, capsys):
+    out = tmp_path / "exists.nii.gz"
+    out.write_bytes(b"precious")
+    code, err = run_cli(["decompress", compressed[0], out], capsys)
+    assert_one_line_error(code, err, "exists.nii.gz", "already exists")
+    assert out.read_bytes() == b"precious"
+
+
+def test_unreachable_ratio(bold_file, tmp_path, capsys):
+    out = tmp_path / "o.icainr"
+    code, err = run_cli(["compress", bold_file, out, "--ratio", "5000"], capsys)
+    assert_one_line_error(code, err, "sub-01_task-test_bold.nii.gz", "out of reach")
+    assert not out.exists()
+
+
+def _decompress_error(blob, tmp_path, capsys):
+    bad = tmp_path / "bad.icainr"
+    bad.write_bytes(blob)
+    out = tmp_path / "bad.nii.gz"
+    code, err = run_cli(["decompress", bad, out], capsys)
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+    return code, err
+
+
+@pytest.mark.parametrize("cut", [0.0, 0.001, 0.3, 0.999])
+def test_truncated_file(compressed, tmp_path, capsys, cut):
+    blob = open(compressed[0], "rb").read()
+    code, err = _decompress_error(blob[:int(len(blob) * cut)], tmp_path, capsys)
+    assert code != 0 and "bad.icainr" in err and len(err.splitlines()) == 1
+    assert "truncated" in err or "magic" in err, err
+
+
+def test_every_single_bit_flip_region_is_detected(compressed, tmp_path, capsys):
+    blob = bytearray(open(compressed[0], "rb").read())
+    # flip one bit at several places: magic, header, each section payload, the end
+    for pos in [0, 20, len(blob) // 3, len(blob) // 2, len(blob) - 1]:
+        flipped = bytearray(blob)
+        flipped[pos] ^= 0x10
+        code, err = _decompress_error(bytes(flipped), tmp_path, capsys)
+        assert code != 0, pos
+        assert len(err.splitlines()) == 1 and "bad.icainr" in err, err
+
+
+def test_unknown_format_version(compressed, tmp_path, capsys):
+    blob = bytearray(open(compressed[0], "rb").read())
+    struct.pack_into("<H", blob, 8, 99)
+    code, err = _decompress_error(bytes(blob), tmp_path, capsys)
+    assert_one_line_error(code, err, "bad.icainr", "format version 99 is not supported")
+
+
+def test_not_icainr(tmp_path, capsys):
+    code, err = _decompress_error(b"GIF89a" + bytes(100), tmp_path, capsys)
+    assert_one_line_error(code, err, "bad.icainr", "wrong magic bytes")
+
+
+def test_huge_declared_lengths_are_refused_before_allocating():
+    head = b"{}"
+    blob = container._PREAMBLE.pack(container.MAGIC, 1, 0, 2 ** 31) + head
+    with pytest.raises(ICAINRError, match="header length"):
+        container.unpack(blob, "x")
+    ok = container.pack({}, {"MASK": b"abc"})
+    # claim a 2**60-byte section
+    pos = ok.index(b"MASK") + 4
+    forged = ok[:pos] + struct.pack("<Q", 2 ** 60) + ok[pos + 8:]
+    with pytest.raises(ICAINRError, match="truncated"):
+        container.unpack(forged, "x")
+
+
+def test_forged_header_with_valid_checksum_is_rejected(compressed, tmp_path, capsys):
+    """A rewritten header (valid CRC) that asks for an absurd network is refused."""
+    import json
+
+    header, sections, _ = container.read_file(compressed[0])
+    header["arch"]["mlp_width"] = 10 ** 6
+    blob = container.pack(header, sections)
+    code, err = _decompress_error(blob, tmp_path, capsys)
+    assert_one_line_error(code, err, "bad.icainr", "implausible network setting")
+    header, sections, _ = container.read_file(compressed[0])
+    header["image"]["shape"] = [100000, 100000, 100000, 10]
+    code, err = _decompress_error(container.pack(header, sections), tmp_path, capsys)
+    assert_one_line_error(code, err, "bad.icainr", "implausible image shape")
+    assert json  # keep the import honest
+
+
+def test_cli_round_trip_prints_ratio(bold_file, tmp_path, capsys):
+    import yaml
+
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "cli.icainr"
+    code = cli.main(["compress", bold_file, str(out), "--ratio", "15", "--config", str(cfg),
+                     "--device", "cpu", "--quiet"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "against the input file on disk" in text
+    ratio = float(text.split("ratio ")[1].split()[0])
+    assert 13.5 <= ratio <= 16.5
+    code = cli.main(["decompress", str(out), str(tmp_path / "cli.nii.gz")])
+    assert code == 0 and (tmp_path / "cli.nii.gz").stat().st_size > 0
+    code = cli.main(["info", str(out)])
+    assert code == 0 and "MASK" in capsys.readouterr().out
+
+
+def test_bad_config_file(bold_file, tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("epochs: -3\n")
+    code, err = run_cli(["compress", bold_file, tmp_path / "o.icainr", "--config", cfg], capsys)
+    assert_one_line_error(code, err, "bad.yaml", "epochs must be an integer")
+    cfg.write_text("!!python/object/apply:os.system ['echo pwned']\n")
+    code, err = run_cli(["compress", bold_file, tmp_path / "o.icainr", "--config", cfg], capsys)
+    assert_one_line_error(code, err, "bad.yaml", "not valid YAML")
+
+
+def test_crc_is_what_guards_payloads():
+    blob = container.pack({"a": 1}, {"WGHT": b"0123456789"})
+    header, sections, version = container.unpack(blob, "x")
+    assert header == {"a": 1} and sections == {"WGHT": b"0123456789"} and version == 1
+    assert zlib.crc32(b"0123456789") == struct.unpack_from("<I", blob, len(blob) - 14)[0]

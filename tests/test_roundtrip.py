@@ -1,0 +1,117 @@
+"""Round trips through the codec: header restoration, quality, ratio, determinism."""
+
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from nipype_icainr import compress, decompress, info, metrics
+from nipype_icainr.codec.prepare import compute_mask
+
+from .conftest import FAST, TINY
+
+
+def _decompress(compressed, tmp_path, name="out.nii.gz"):
+    out = tmp_path / name
+    decompress(compressed, str(out), device="cpu")
+    return nib.load(str(out))
+
+
+def test_header_is_restored_exactly(bold_file, compressed, tmp_path):
+    orig = nib.load(bold_file)
+    dec = _decompress(compressed[0], tmp_path)
+    assert dec.shape == orig.shape
+    np.testing.assert_array_equal(dec.affine, orig.affine)
+    assert int(dec.header["sform_code"]) == int(orig.header["sform_code"]) == 1
+    assert int(dec.header["qform_code"]) == int(orig.header["qform_code"]) == 1
+    np.testing.assert_array_equal(dec.header.get_qform(), orig.header.get_qform())
+    assert dec.header.get_zooms() == orig.header.get_zooms()
+    assert dec.header.get_zooms()[3] == 2.0  # TR
+    assert dec.header.get_xyzt_units() == orig.header.get_xyzt_units() == ("mm", "sec")
+    assert dec.get_data_dtype() == orig.get_data_dtype() == np.int16
+    assert dec.dataobj.slope == orig.dataobj.slope == 2.5
+    assert dec.dataobj.inter == orig.dataobj.inter == 10.0
+    # integer data are rounded back to stored integers
+    vals = np.asarray(dec.dataobj.get_unscaled())
+    assert vals.dtype == np.int16
+
+
+def test_uncompressed_nii_output(compressed, tmp_path):
+    dec = _decompress(compressed[0], tmp_path, "out.nii")
+    with open(tmp_path / "out.nii", "rb") as fh:
+        assert fh.read(2) != b"\x1f\x8b"  # not gzipped
+    assert dec.get_data_dtype() == np.int16
+
+
+def test_reconstruction_beats_the_mean_frame(bold_file, compressed, tmp_path):
+    """The network must add signal: PSNR above the mean frame alone, and as reported."""
+    orig_img = nib.load(bold_file)
+    orig = np.asarray(orig_img.dataobj, dtype=np.float64)
+    dec = np.asarray(_decompress(compressed[0], tmp_path).dataobj, dtype=np.float64)
+    mask = compute_mask(orig_img, orig)
+    mean_only = np.repeat(orig.mean(-1, keepdims=True), orig.shape[-1], axis=-1)
+    p_dec = metrics.psnr(orig, dec, mask)
+    p_mean = metrics.psnr(orig, mean_only, mask)
+    assert p_dec > p_mean + 3.0, (p_dec, p_mean)
+    # what compress() measured is what decompress() delivers
+    assert abs(compressed[1]["psnr"] - p_dec) < 1e-6
+
+
+@pytest.mark.parametrize("ratio", [12, 30])
+def test_ratio_lands_in_band(bold_file, tmp_path, ratio):
+    out = tmp_path / "r.icainr"
+    res = compress(bold_file, str(out), ratio=ratio, config=TINY, device="cpu", measure=False)
+    achieved = np.prod(nib.load(bold_file).shape) * 2 / os.path.getsize(out)  # int16
+    assert abs(achieved - res["ratio"]) < 1e-9
+    assert 0.9 * ratio <= achieved <= 1.1 * ratio, achieved
+    assert info(str(out))["ratio"] == pytest.approx(achieved)
+
+
+def test_fixed_seed_is_deterministic_on_cpu(bold_file, tmp_path):
+    def run(name, seed):
+        out = tmp_path / name
+        compress(bold_file, str(out), ratio=20, config=TINY, device="cpu", seed=seed,
+                 measure=False)
+        return out.read_bytes()
+
+    first = run("a.icainr", 0)
+    assert run("b.icainr", 0) == first
+    assert run("c.icainr", 1) != first
+
+
+def test_input_is_never_modified(bold_file, tmp_path):
+    before = open(bold_file, "rb").read()
+    stat = os.stat(bold_file)
+    compress(bold_file, str(tmp_path / "x.icainr"), ratio=20, config=TINY, device="cpu",
+             measure=False)
+    assert open(bold_file, "rb").read() == before
+    assert os.stat(bold_file).st_mtime == stat.st_mtime
+
+
+def test_info_reports_versions_and_sections(compressed):
+    res = info(compressed[0])
+    assert set(res["sections"]) == {"MASK", "MEAN", "WGHT"}
+    assert res["software"]["nipype_icainr"]
+    assert res["software"]["torch"]
+    assert res["seed"] == 0
+    assert sum(res["sections"].values()) + res["header_bytes"] == res["file_bytes"]
+
+
+def test_float32_input_round_trip(tmp_path):
+    from .conftest import synthetic_bold
+
+    img, raw = synthetic_bold(shape=(12, 12, 8, 30), seed=3)
+    data = (raw * 2.5 + 10.0).astype(np.float32)
+    fimg = nib.Nifti1Image(data, img.affine, img.header)
+    fimg.header.set_data_dtype(np.float32)
+    fimg.header.set_slope_inter(1.0, 0.0)
+    src = tmp_path / "f.nii.gz"
+    fimg.to_filename(str(src))
+    compress(str(src), str(tmp_path / "f.icainr"), ratio=8, config=TINY, device="cpu",
+             measure=False)
+    decompress(str(tmp_path / "f.icainr"), str(tmp_path / "f_dec.nii.gz"))
+    dec = nib.load(str(tmp_path / "f_dec.nii.gz"))
+    assert dec.get_data_dtype() == np.float32
+    assert dec.shape == data.shape
+    np.testing.assert_array_equal(dec.affine, nib.load(str(src)).affine)
