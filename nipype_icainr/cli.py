@@ -65,6 +65,8 @@ def _cmd_compress(args):
     res = compress(args.in_file, args.out_file, ratio=args.ratio, preset=args.preset,
                    config=args.config, device=args.device, seed=args.seed, force=args.force,
                    progress=not args.quiet, measure=not args.no_measure)
+    for note in res["warnings"]:
+        print(f"icainr: warning: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(res, indent=2, default=str))
         return

@@ -227,7 +227,15 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
 
     write_atomic(out_file, blob)
     header, secs, _ = unpack(blob, out_file)
-    return {"ratio": raw_bytes / len(blob), "ratio_disk": desc["source_bytes"] / len(blob),
+    achieved = raw_bytes / len(blob)
+    notes = []
+    if achieved > 1.1 * ratio:
+        notes.append(f"achieved ratio {achieved:.1f} is above the target {ratio:g}: the network "
+                     f"at mlp_width_max={cfg['mlp_width_max']} with the finest quantisation "
+                     "needs fewer bytes than the budget; raise mlp_width_max or n_components")
+    elif achieved < 0.9 * ratio:
+        notes.append(f"achieved ratio {achieved:.1f} is below the target {ratio:g}")
+    return {"ratio": achieved, "warnings": notes, "ratio_disk": desc["source_bytes"] / len(blob),
             "file_bytes": len(blob), "raw_bytes": raw_bytes, "psnr": psnr, "ssim": ssim,
             "fit_seconds": fit_seconds, "final_loss": final_loss,
             "total_seconds": time.perf_counter() - t_start, "device": dev,

@@ -11,7 +11,7 @@ from .container import write_atomic
 from .errors import ICAINRError
 
 
-def describe_image(img, path):
+def describe_image(img, path=None):
     """What the decoder needs to restore ``img`` exactly (a JSON-able dict)."""
     import nibabel as nib
 
@@ -38,8 +38,8 @@ def describe_image(img, path):
         "zooms": [float(z) for z in hdr.get_zooms()],
         "xyzt_units": [units[0] or "unknown", units[1] or "unknown"],
         "tr": float(hdr.get_zooms()[3]),
-        "source_name": os.path.basename(os.fspath(path)),
-        "source_bytes": int(os.path.getsize(path)),
+        "source_name": os.path.basename(os.fspath(path)) if path else "",
+        "source_bytes": int(os.path.getsize(path)) if path else 0,
     }
 
 

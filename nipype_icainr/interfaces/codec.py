@@ -1,0 +1,87 @@
+"""``ICAINRCompress`` and ``ICAINRDecompress``: thin wraps of ``nipype_icainr.codec.api``."""
+
+import os
+
+from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
+                                    isdefined, traits)
+
+
+def _stem(path):
+    name = os.path.basename(path)
+    for ext in (".nii.gz", ".nii", ".icainr"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return os.path.splitext(name)[0]
+
+
+class _CompressInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="4D NIfTI to compress")
+    ratio = traits.Float(100.0, usedefault=True, desc="target compression ratio "
+                         "(raw array bytes in the stored dtype / file bytes)")
+    preset = traits.Str("default", usedefault=True, desc="bundled preset: default or paper")
+    config_file = File(exists=True, desc="YAML configuration (overrides preset)")
+    device = traits.Enum("auto", "cpu", "cuda", usedefault=True, desc="torch device")
+    seed = traits.Int(0, usedefault=True, desc="random seed")
+    use_gpu = traits.Bool(False, usedefault=True,
+                          desc="mirror of the node's use_gpu flag, so that MultiProc's "
+                               "n_gpu_procs schedules it as a GPU node")
+
+
+class _CompressOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="the .icainr file")
+    ratio = traits.Float(desc="achieved ratio against the raw array")
+    ratio_disk = traits.Float(desc="achieved ratio against the input file on disk")
+    psnr = traits.Float(desc="PSNR in dB over the brain mask (nipype_icainr.metrics.psnr)")
+    fit_seconds = traits.Float(desc="seconds spent fitting the network")
+    total_seconds = traits.Float(desc="seconds for the whole compression")
+    device = traits.Str(desc="device the network was fitted on")
+
+
+class ICAINRCompress(SimpleInterface):
+    """Compress a 4D NIfTI into ``<stem>.icainr`` under the node's working directory.
+
+    >>> from nipype_icainr.interfaces import ICAINRCompress
+    >>> ICAINRCompress(ratio=50).inputs.ratio
+    50.0
+    """
+
+    input_spec = _CompressInputSpec
+    output_spec = _CompressOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..codec.api import compress
+
+        out = os.path.join(runtime.cwd, _stem(self.inputs.in_file) + ".icainr")
+        config = self.inputs.config_file if isdefined(self.inputs.config_file) else None
+        res = compress(self.inputs.in_file, out, ratio=self.inputs.ratio,
+                       preset=self.inputs.preset, config=config, device=self.inputs.device,
+                       seed=self.inputs.seed, force=True, progress=False, measure=True)
+        self._results.update(out_file=out, ratio=res["ratio"], ratio_disk=res["ratio_disk"],
+                             psnr=res["psnr"], fit_seconds=res["fit_seconds"],
+                             total_seconds=res["total_seconds"], device=res["device"])
+        return runtime
+
+
+class _DecompressInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="an .icainr file")
+    device = traits.Enum("auto", "cpu", "cuda", usedefault=True, desc="torch device")
+
+
+class _DecompressOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="the decompressed NIfTI (.nii.gz)")
+    seconds = traits.Float(desc="seconds to decompress")
+
+
+class ICAINRDecompress(SimpleInterface):
+    """Rebuild ``<stem>_decompressed.nii.gz`` from an ``.icainr`` file."""
+
+    input_spec = _DecompressInputSpec
+    output_spec = _DecompressOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..codec.api import decompress
+
+        out = os.path.join(runtime.cwd, _stem(self.inputs.in_file) + "_decompressed.nii.gz")
+        res = decompress(self.inputs.in_file, out, device=self.inputs.device, force=True)
+        self._results.update(out_file=out, seconds=res["seconds"])
+        return runtime
