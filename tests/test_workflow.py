@@ -84,6 +84,7 @@ def workflow_run(tmp_path_factory):
     cfg.write_text(yaml.safe_dump(dict(FAST, mlp_width_max=96)))
     wf = init_icainr_wf(ratio=60, config_file=str(cfg), device="auto", omp_nthreads=1)
     wf.base_dir = str(folder / "work")
+    wf.config["execution"]["crashdump_dir"] = str(folder / "crash")
     wf.inputs.inputnode.bold_file = bold
     wf.inputs.inputnode.events_file = events
     graph = wf.run(plugin="MultiProc", plugin_args={"n_procs": 2, "mp_context": "forkserver"})

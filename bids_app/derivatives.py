@@ -1,0 +1,185 @@
+"""The BIDS derivatives dataset: names, sidecars, ``dataset_description.json``."""
+
+import json
+import os
+import shutil
+import tempfile
+
+from nipype.interfaces.base import (BaseInterfaceInputSpec, Directory, File, SimpleInterface,
+                                    TraitedSpec, isdefined, traits)
+
+from nipype_icainr import __version__
+
+PIPELINE = "nipype-icainr"
+MNI_SPACE = "_space-MNI152NLin2009cAsym_res-grid64"
+#: files BIDS has no name for: the validator is told to skip them
+BIDSIGNORE = ["*.icainr", "*_desc-icainr_bold.json", "*_report.html", "*_qc.tsv", "group_*", "logs/"]
+QC_COLUMNS = ["source", "space", "ratio", "ratio_disk", "file_bytes", "psnr_db", "ssim",
+              "psnr_mean_frame_only_db", "fla_mean_abs_dt", "fla_std_abs_dt", "fca_mean_abs_dr",
+              "fca_std_abs_dr", "fca_regions", "registration_dice", "fit_seconds",
+              "compress_seconds", "decompress_seconds"]
+
+
+def run_prefix(bold_path):
+    """``sub-X[_ses-Y]_task-Z[_run-N]...`` of a BOLD file name."""
+    name = os.path.basename(bold_path)
+    return name.split("_bold.")[0]
+
+
+def copy_atomic(src, dst):
+    folder = os.path.dirname(dst)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dst
+
+
+def write_json_atomic(payload, dst):
+    folder = os.path.dirname(dst)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=True, default=float)
+        fh.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, dst)
+    return dst
+
+
+def write_dataset_description(output_dir, bids_dir, container=None):
+    """``dataset_description.json`` (DatasetType derivative, GeneratedBy) and ``.bidsignore``."""
+    desc = {"Name": "nipype-icainr: ICA-INR compressed BOLD runs", "BIDSVersion": "1.10.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": PIPELINE, "Version": __version__,
+                             "CodeURL": "https://pypi.org/project/nipype-icainr/"}],
+            "SourceDatasets": [{"URL": "file://" + os.path.abspath(bids_dir)}],
+            "DatasetLinks": {"raw": "file://" + os.path.abspath(bids_dir)}}
+    if container:
+        desc["GeneratedBy"][0]["Container"] = container
+    write_json_atomic(desc, os.path.join(output_dir, "dataset_description.json"))
+    with open(os.path.join(output_dir, ".bidsignore"), "w") as fh:
+        fh.write("\n".join(BIDSIGNORE) + "\n")
+    readme = os.path.join(output_dir, "README.md")
+    if not os.path.exists(readme):
+        with open(readme, "w") as fh:
+            fh.write(f"# ICA-INR compressed BOLD runs\n\nWritten by {PIPELINE} {__version__} "
+                     "from the dataset in `dataset_description.json` (`SourceDatasets`).\n"
+                     "Each `*_desc-icainr_bold.icainr` holds one run; its JSON sidecar gives "
+                     "the ratio, PSNR and the original sidecar. `icainr-restore` rebuilds "
+                     "the NIfTI files.\n")
+
+
+def container_info():
+    """What ``GeneratedBy.Container`` says: set by the Dockerfile's environment."""
+    kind = os.environ.get("ICAINR_CONTAINER_TYPE")
+    if not kind:
+        return None
+    return {"Type": kind, "Tag": os.environ.get("ICAINR_CONTAINER_TAG", f"nipype-icainr:{__version__}")}
+
+
+class _SinkInputSpec(BaseInterfaceInputSpec):
+    output_dir = Directory(mandatory=True, desc="root of the derivatives dataset")
+    source_file = File(mandatory=True, desc="the raw BOLD run")
+    source_relpath = traits.Str(mandatory=True, desc="the raw run, relative to bids_dir")
+    metadata = traits.Str("{}", usedefault=True, desc="the raw run's sidecar, as JSON text")
+    space = traits.Enum("native", "MNI152NLin2009cAsym", usedefault=True)
+    target_ratio = traits.Float(mandatory=True)
+    preset = traits.Str(mandatory=True)
+    compressed = File(exists=True, mandatory=True)
+    qc_json = File(exists=True, mandatory=True)
+    report = File(exists=True, mandatory=True)
+    decompressed = File(exists=True, desc="save the decompressed run")
+    registered = File(exists=True, desc="save the registered run")
+    events_file = File(exists=True, desc="the run's events, kept beside it for restoring")
+
+
+class _SinkOutputSpec(TraitedSpec):
+    out_files = traits.List(File(exists=True))
+
+
+class WriteDerivatives(SimpleInterface):
+    """Copy a run's outputs into the derivatives dataset under BIDS names, with sidecars."""
+
+    input_spec = _SinkInputSpec
+    output_spec = _SinkOutputSpec
+
+    def _run_interface(self, runtime):
+        from nipype_icainr.codec.api import info
+
+        inp = self.inputs
+        prefix = run_prefix(inp.source_file)
+        rel_dir = os.path.dirname(inp.source_relpath)
+        folder = os.path.join(inp.output_dir, rel_dir)
+        space = "" if inp.space == "native" else MNI_SPACE
+        meta = json.loads(inp.metadata)
+        qc = json.load(open(inp.qc_json))
+        codec = info(inp.compressed)
+        written = []
+        base = os.path.join(folder, f"{prefix}{space}_desc-icainr_bold")
+        written.append(copy_atomic(inp.compressed, base + ".icainr"))
+        sidecar = {
+            "Description": "ICA-INR compressed BOLD run; restore with icainr-restore",
+            "Sources": [f"bids:raw:{inp.source_relpath}"],
+            "SourceFile": inp.source_relpath, "Space": inp.space,
+            "CompressionRatio": codec["ratio"], "CompressionRatioAgainstSourceFile":
+                codec["ratio_disk"], "TargetRatio": inp.target_ratio, "Preset": inp.preset,
+            "PSNR": qc["psnr_db"], "SSIM": qc["ssim"],
+            "CodecVersion": codec["software"]["nipype_icainr"], "Software": codec["software"],
+            "RepetitionTime": codec["image"]["tr"], "SourceSidecar": meta,
+        }
+        if "TaskName" in meta:
+            sidecar["TaskName"] = meta["TaskName"]
+        written.append(write_json_atomic(sidecar, base + ".json"))
+        report = os.path.join(folder, f"{prefix}{space}_desc-icainr_report.html")
+        written.append(copy_atomic(inp.report, report))
+        row = {"source": inp.source_relpath, "space": inp.space, "ratio": qc["ratio"],
+               "ratio_disk": qc["ratio_disk"], "file_bytes": qc["file_bytes"],
+               "psnr_db": qc["psnr_db"], "ssim": qc["ssim"],
+               "psnr_mean_frame_only_db": qc["psnr_mean_frame_only_db"],
+               "fla_mean_abs_dt": qc.get("fla", {}).get("mean_abs_dt"),
+               "fla_std_abs_dt": qc.get("fla", {}).get("std_abs_dt"),
+               "fca_mean_abs_dr": qc.get("fca", {}).get("mean_abs_dr"),
+               "fca_std_abs_dr": qc.get("fca", {}).get("std_abs_dr"),
+               "fca_regions": qc.get("fca", {}).get("n_regions"),
+               "registration_dice": qc.get("registration", {}).get("dice_brain_mask"),
+               "fit_seconds": qc.get("fit_seconds"), "compress_seconds": qc.get("compress_seconds"),
+               "decompress_seconds": qc.get("decompress_seconds")}
+        tsv = os.path.join(folder, f"{prefix}{space}_desc-icainr_qc.tsv")
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\t".join(QC_COLUMNS) + "\n")
+            fh.write("\t".join("n/a" if row[c] is None else str(row[c]) for c in QC_COLUMNS) + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, tsv)
+        written.append(tsv)
+        bold_meta = {k: v for k, v in meta.items() if k in ("RepetitionTime", "TaskName",
+                                                           "SliceTiming", "EchoTime")}
+        bold_meta["RepetitionTime"] = codec["image"]["tr"]
+        bold_meta["SkullStripped"] = False
+        bold_meta.pop("SliceTiming", None) if inp.space != "native" else None
+        if isdefined(inp.decompressed):
+            dst = os.path.join(folder, f"{prefix}{space}_desc-icainrdecompressed_bold.nii.gz")
+            written.append(copy_atomic(inp.decompressed, dst))
+            written.append(write_json_atomic(dict(bold_meta, Description=(
+                "the run decompressed from its ICA-INR file"), Sources=[
+                f"bids::{os.path.relpath(base + '.icainr', inp.output_dir)}"]),
+                dst.replace(".nii.gz", ".json")))
+        if isdefined(inp.registered) and inp.space != "native":
+            dst = os.path.join(folder, f"{prefix}{space}_desc-preproc_bold.nii.gz")
+            written.append(copy_atomic(inp.registered, dst))
+            written.append(write_json_atomic(dict(bold_meta, Description=(
+                "the run resampled onto the 64x64x48 MNI152 grid"), Sources=[
+                f"bids:raw:{inp.source_relpath}"]), dst.replace(".nii.gz", ".json")))
+        if isdefined(inp.events_file):
+            dst = os.path.join(folder, os.path.basename(inp.events_file))
+            written.append(copy_atomic(inp.events_file, dst))
+        self._results["out_files"] = written
+        return runtime

@@ -1,0 +1,83 @@
+"""Group level: every run's QC row -> one TSV and one HTML report of the distributions."""
+
+import glob
+import os
+
+import numpy as np
+
+from nipype_icainr.codec.errors import ICAINRError
+
+METRICS = [("ratio", "compression ratio"), ("psnr_db", "PSNR (dB)"),
+           ("fla_mean_abs_dt", "FLA mean |dt|"), ("fca_mean_abs_dr", "FCA mean |dr|")]
+
+
+def collect_qc(output_dir):
+    """All ``*_desc-icainr_qc.tsv`` rows of a derivatives dataset, as a DataFrame."""
+    import pandas as pd
+
+    files = sorted(glob.glob(os.path.join(output_dir, "sub-*", "**", "*_desc-icainr_qc.tsv"),
+                             recursive=True))
+    if not files:
+        raise ICAINRError(output_dir, "no *_desc-icainr_qc.tsv found; run the participant "
+                                      "level first")
+    return pd.concat([pd.read_csv(f, sep="\t", na_values="n/a") for f in files],
+                     ignore_index=True)
+
+
+def plot_distributions(table, out_png):
+    from nipype_icainr.report import _pyplot
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.4))
+    rng = np.random.default_rng(0)
+    for ax, (col, label) in zip(axes, METRICS):
+        vals = table[col].dropna().to_numpy(dtype=float)
+        if len(vals):
+            ax.boxplot(vals, widths=0.5, showfliers=False)
+            ax.scatter(1 + rng.uniform(-0.12, 0.12, len(vals)), vals, s=14, color="tab:red",
+                       zorder=3)
+        ax.set_title(label, fontsize=10)
+        ax.set_xticks([])
+    fig.suptitle(f"{len(table)} run(s)")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=80)
+    plt.close(fig)
+
+
+def run_group(args):
+    import tempfile
+
+    from nipype_icainr import report
+
+    output_dir = os.path.abspath(args.output_dir)
+    if not os.path.isfile(os.path.join(output_dir, "dataset_description.json")):
+        raise ICAINRError(output_dir, "not a derivatives dataset of this app (no "
+                                      "dataset_description.json); run the participant level")
+    table = collect_qc(output_dir)
+    tsv = os.path.join(output_dir, "group_desc-icainr_qc.tsv")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=output_dir)
+    os.close(fd)
+    table.to_csv(tmp, sep="\t", index=False, na_rep="n/a")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, tsv)
+    with tempfile.TemporaryDirectory() as scratch:
+        png = os.path.join(scratch, "group.png")
+        plot_distributions(table, png)
+        summary = []
+        for col, label in METRICS:
+            vals = table[col].dropna()
+            if len(vals):
+                summary.append((label, f"{vals.median():.3f}",
+                                f"median over {len(vals)} run(s); range {vals.min():.3f} to "
+                                f"{vals.max():.3f}"))
+        rows = [["run"] + [label for _, label in METRICS]] + [
+            [r["source"]] + [report.fmt(r[c]) for c, _ in METRICS] for _, r in table.iterrows()]
+        html_text = report.render_report(
+            "group report", summary,
+            [{"title": "Distributions across runs", "rows": [],
+              "figures": [report.embed_png(png, "distributions")]},
+             {"title": "Runs", "rows": rows, "figures": []}],
+            report.software_versions())
+    report.write_text_atomic(os.path.join(output_dir, "group_desc-icainr_report.html"), html_text)
+    print(f"icainr-bids: group level over {len(table)} run(s): {tsv}")
+    return 0

@@ -1,0 +1,227 @@
+"""The BIDS App on the bundled real sample (a BIDS dataset): participant, group, restore,
+resume, errors; the Dockerfile; the fMRIPrep command."""
+
+import configparser
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("bids")
+
+from bids_app import cli  # noqa: E402
+from bids_app.restore import main as restore_main  # noqa: E402
+
+from .conftest import FAST  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(ROOT, "nipype_icainr", "data", "sample", "studyforrest-slab")
+RUN = "sub-02/func/sub-02_task-oneback_run-1"
+
+
+def snapshot(folder):
+    out = {}
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, folder)] = (hashlib.sha256(fh.read()).hexdigest(),
+                                                      os.stat(path).st_mtime_ns)
+    return out
+
+
+@pytest.fixture(scope="module")
+def app_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("bidsapp")
+    bids = base / "bids"
+    shutil.copytree(SAMPLE, bids)
+    before = snapshot(bids)
+    cfg = base / "fast.yaml"
+    cfg.write_text(yaml.safe_dump(dict(FAST, mlp_width_max=64)))
+    out, work = base / "out", base / "work"
+    argv = [str(bids), str(out), "participant", "--participant-label", "sub-02",
+            "-w", str(work), "--ratio", "60", "--config", str(cfg), "--nprocs", "2",
+            "--save-decompressed", "--skip-bids-validation"]
+    assert cli.main(argv) == 0
+    assert cli.main([str(bids), str(out), "group"]) == 0
+    return {"bids": bids, "out": out, "work": work, "argv": argv, "before": before}
+
+
+def test_nothing_in_bids_dir_is_written(app_run):
+    assert snapshot(app_run["bids"]) == app_run["before"]
+
+
+def test_derivatives_layout_and_sidecars(app_run):
+    out = app_run["out"]
+    desc = json.load(open(out / "dataset_description.json"))
+    assert desc["DatasetType"] == "derivative"
+    assert desc["GeneratedBy"][0]["Name"] == "nipype-icainr" and desc["GeneratedBy"][0]["Version"]
+    func = out / "sub-02" / "func"
+    side = json.load(open(func / "sub-02_task-oneback_run-1_desc-icainr_bold.json"))
+    assert 54 <= side["CompressionRatio"] <= 66
+    assert side["RepetitionTime"] == 2.0 and side["TaskName"] == "oneback"
+    assert side["SourceFile"] == f"{RUN}_bold.nii.gz"
+    assert side["SourceSidecar"] == json.load(open(app_run["bids"] / f"{RUN}_bold.json"))
+    assert side["PSNR"] > 30 and side["CodecVersion"]
+    qc = (func / "sub-02_task-oneback_run-1_desc-icainr_qc.tsv").read_text().splitlines()
+    row = dict(zip(qc[0].split("\t"), qc[1].split("\t")))
+    assert float(row["fla_mean_abs_dt"]) >= 0 and float(row["fca_mean_abs_dr"]) >= 0
+    html = (func / "sub-02_task-oneback_run-1_desc-icainr_report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4
+
+
+def test_pybids_indexes_the_derivatives(app_run):
+    from bids import BIDSLayout
+
+    layout = BIDSLayout(str(app_run["bids"]), derivatives=str(app_run["out"]))
+    deriv = layout.derivatives["nipype-icainr"]
+    hits = deriv.get(subject="02", desc="icainr", suffix="bold", extension=".json")
+    assert len(hits) == 1
+    dec = deriv.get(subject="02", desc="icainrdecompressed", suffix="bold",
+                    extension=".nii.gz")
+    assert len(dec) == 1 and dec[0].get_metadata()["RepetitionTime"] == 2.0
+
+
+@pytest.mark.skipif(shutil.which("bids-validator-deno") is None, reason="validator not installed")
+def test_bids_validator_accepts_the_derivatives(app_run):
+    proc = subprocess.run(["bids-validator-deno", str(app_run["out"]), "--format", "json"],
+                          capture_output=True, text=True, timeout=300)
+    report = json.loads(proc.stdout)
+    errors = [i for i in report["issues"]["issues"] if i["severity"] == "error"]
+    assert errors == [], errors[:3]
+
+
+def test_group_level(app_run):
+    out = app_run["out"]
+    rows = (out / "group_desc-icainr_qc.tsv").read_text().splitlines()
+    assert len(rows) == 2 and "psnr_db" in rows[0]
+    html = (out / "group_desc-icainr_report.html").read_text()
+    assert "data:image/png;base64," in html and RUN in html
+
+
+def test_restore_gives_back_the_original_header(app_run, tmp_path):
+    restored = tmp_path / "restored"
+    assert restore_main([str(app_run["out"]), str(restored)]) == 0
+    orig = nib.load(app_run["bids"] / f"{RUN}_bold.nii.gz")
+    back = nib.load(restored / f"{RUN}_bold.nii.gz")
+    assert back.shape == orig.shape
+    np.testing.assert_array_equal(back.affine, orig.affine)
+    assert back.header.get_zooms() == orig.header.get_zooms()
+    assert back.get_data_dtype() == orig.get_data_dtype()
+    assert back.dataobj.slope == orig.dataobj.slope
+    assert back.header.get_xyzt_units() == orig.header.get_xyzt_units()
+    assert json.load(open(restored / f"{RUN}_bold.json")) == \
+        json.load(open(app_run["bids"] / f"{RUN}_bold.json"))
+    assert (restored / f"{RUN}_events.tsv").read_text() == \
+        (app_run["bids"] / f"{RUN}_events.tsv").read_text()
+
+
+def test_rerun_recomputes_only_the_deleted_output(app_run):
+    out, work = app_run["out"], app_run["work"]
+    report = out / "sub-02" / "func" / "sub-02_task-oneback_run-1_desc-icainr_report.html"
+    icainr_work = list(work.rglob("compress/*.icainr"))
+    assert len(icainr_work) == 1
+    stamp = icainr_work[0].stat().st_mtime_ns
+    report.unlink()
+    assert cli.main(app_run["argv"]) == 0
+    assert report.exists()
+    assert icainr_work[0].stat().st_mtime_ns == stamp  # the compression was not redone
+
+
+def test_bad_inputs_give_one_line(tmp_path, capsys):
+    def err(argv):
+        code = cli.main([str(a) for a in argv])
+        text = capsys.readouterr().err.strip()
+        assert code != 0 and len(text.splitlines()) == 1 and "Traceback" not in text, text
+        return text
+
+    assert "not a BIDS dataset" in err([tmp_path, tmp_path / "o", "participant"])
+    bids = tmp_path / "bids"
+    shutil.copytree(SAMPLE, bids)
+    assert "participant(s) 99 not found" in err([bids, tmp_path / "o", "participant",
+                                                 "--participant-label", "sub-99"])
+    (bids / f"{RUN}_events.tsv").unlink()
+    assert "has no events.tsv" in err([bids, tmp_path / "o", "participant"])
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert "cannot create the output folder" in err([bids, blocker / "out", "participant",
+                                                     "--no-fla"])
+    assert "inside the BIDS dataset" in err([bids, bids / "out", "participant", "--no-fla"])
+    assert "no *_desc-icainr_qc.tsv" in err([bids, _derivs(tmp_path), "group"])
+
+
+def _derivs(tmp_path):
+    d = tmp_path / "empty_derivs"
+    d.mkdir()
+    (d / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.10.0"}')
+    return d
+
+
+def test_dockerfile_lints_and_matches_setup_cfg():
+    text = open(os.path.join(ROOT, "Dockerfile")).read()
+    if shutil.which("hadolint"):
+        proc = subprocess.run(["hadolint", os.path.join(ROOT, "Dockerfile")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "setup.cfg"))
+    # every package setup.cfg ships is copied into the image, then installed with its
+    # requirements from setup.cfg itself (pip install .)
+    for pkg in cfg["options.packages.find"]["include"].split():
+        if "*" not in pkg:
+            assert re.search(rf"^COPY {pkg} \./{pkg}$", text, re.M), pkg
+    assert re.search(r"^RUN pip install \. ", text, re.M)
+    assert "COPY setup.cfg pyproject.toml" in text
+    # the pinned torch satisfies setup.cfg's requirement
+    from packaging.requirements import Requirement
+
+    torch_req = [Requirement(r) for r in cfg["options"]["install_requires"].split()
+                 if r.startswith("torch")][0]
+    pinned = re.search(r"ARG TORCH_VERSION=(\S+)", text).group(1)
+    assert torch_req.specifier.contains(pinned)
+    # the entrypoint is the app's console script
+    scripts = cfg["options.entry_points"]["console_scripts"]
+    entry = re.search(r'ENTRYPOINT \["([^"]+)"\]', text).group(1)
+    assert f"{entry} = bids_app.cli:main" in scripts
+    assert "ARG BASE_IMAGE" in text and "TORCH_INDEX" in text  # the CUDA build argument
+
+
+def test_run_fmriprep_builds_the_fmriprep_docker_command(tmp_path, monkeypatch):
+    import fmriprep_docker.__main__ as fd
+
+    from bids_app.fmriprep import fmriprep_docker_args, run_fmriprep_docker
+
+    calls = []
+
+    class Done:
+        returncode = 0
+        stdout = b"28.2.2"
+
+    def fake_run(cmd, *args, **kwargs):
+        calls.append(cmd)
+        return Done()
+
+    monkeypatch.setattr(fd, "check_docker", lambda: 1)
+    monkeypatch.setattr(fd, "check_image", lambda image: True)
+    monkeypatch.setattr(fd, "check_memory", lambda image: 16000)
+    monkeypatch.setattr(fd.subprocess, "run", fake_run)
+    lic = tmp_path / "license.txt"
+    lic.write_text("fs")
+    argv = fmriprep_docker_args("/data/bids", str(tmp_path / "fmriprep"), "/scratch/w",
+                                ["sub-02"], 4, 8000, str(lic))
+    assert run_fmriprep_docker(argv) == 0
+    image = f"nipreps/fmriprep:{fd.__version__}"  # the wrapper's default image
+    assert calls[-1] == [
+        "docker", "run", "--rm", "-e", "DOCKER_VERSION_8395080871=28.2.2",
+        "-v", f"{lic}:/opt/freesurfer/license.txt:ro",
+        "-v", "/data/bids:/data:ro", "-v", f"{tmp_path / 'fmriprep'}:/out",
+        "-v", "/scratch/w:/scratch", image, "/data", "/out", "participant",
+        "--fs-no-reconall", "--participant-label", "02", "--nprocs", "4", "--mem-mb", "8000",
+        "-w", "/scratch", "--output-spaces", "MNI152NLin2009cAsym"]
