@@ -73,6 +73,15 @@ def compressed(bold_file, tmp_path_factory):
     return str(out), result
 
 
+def venv_tool(name):
+    """A console script installed beside this Python (the venv's bin/), else on PATH."""
+    import shutil
+    import sys
+
+    here = os.path.join(os.path.dirname(sys.executable), name)
+    return here if os.path.exists(here) else shutil.which(name)
+
+
 def requires_shared():
     return pytest.mark.skipif(not os.path.exists(STUDYFORREST),
                               reason="../shared/data is not present")

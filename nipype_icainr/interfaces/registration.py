@@ -80,10 +80,10 @@ class MotionCorrect(SimpleInterface):
     output_spec = _MCOutputSpec
 
     def _run_interface(self, runtime):
+        _threads(self.inputs.num_threads)  # before ITK starts its thread pool
         import ants
         from scipy.spatial.transform import Rotation
 
-        _threads(self.inputs.num_threads)
         bold = ants.image_read(self.inputs.in_file)
         n = bold.shape[3]
         ref_idx = n // 2 if self.inputs.ref_index < 0 else self.inputs.ref_index
@@ -145,13 +145,13 @@ class RegisterToTemplate(SimpleInterface):
     output_spec = _NormOutputSpec
 
     def _run_interface(self, runtime):
+        _threads(self.inputs.num_threads)  # before ITK starts its thread pool
         import ants
         import nibabel as nib
         from nilearn.masking import compute_epi_mask
 
         from ..template_grid import template_2mm, template_on_grid
 
-        _threads(self.inputs.num_threads)
         fixed_file = os.path.join(runtime.cwd, "tpl-MNI152_res-2_desc-brain_T1w.nii.gz")
         template_2mm("brain").to_filename(fixed_file)
         grid_file = os.path.join(runtime.cwd, "tpl-MNI152_grid_desc-brain_T1w.nii.gz")
@@ -210,13 +210,13 @@ class ApplyTransformsToGrid(SimpleInterface):
     output_spec = _ApplyOutputSpec
 
     def _run_interface(self, runtime):
+        _threads(self.inputs.num_threads)  # before ITK starts its thread pool
         import ants
         import nibabel as nib
 
         from ..codec.errors import ICAINRError
         from ..template_grid import grid_affine, template_on_grid
 
-        _threads(self.inputs.num_threads)
         src = nib.load(self.inputs.in_file)
         n = src.shape[3]
         if len(self.inputs.motion_transforms) != n:
