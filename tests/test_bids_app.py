@@ -81,7 +81,7 @@ def test_pybids_indexes_the_derivatives(app_run):
     from bids import BIDSLayout
 
     layout = BIDSLayout(str(app_run["bids"]), derivatives=str(app_run["out"]))
-    deriv = layout.derivatives["nipype-icainr"]
+    deriv = layout.derivatives.get_pipeline("nipype-icainr")
     hits = deriv.get(subject="02", desc="icainr", suffix="bold", extension=".json")
     assert len(hits) == 1
     dec = deriv.get(subject="02", desc="icainrdecompressed", suffix="bold",

@@ -126,3 +126,19 @@ def test_config_rejects_unknown_and_bad_values():
         validate_config(dict(cfg, colour="red"))
     with pytest.raises(ICAINRError, match="lr must be a number"):
         validate_config(dict(cfg, lr="fast"))
+
+
+def test_voxel_table_adds_one_row_per_voxel_and_needs_indices():
+    arch = dict(ARCH, voxel_table=1, n_voxels=30)
+    net = ICAINRNet(arch, torch.randn(5, 37))
+    assert count_parameters(arch) == sum(p.numel() for p in net.parameters())
+    assert net.voxel_table.shape == (30, 5)
+    coords = torch.rand(30, 3) * 2 - 1
+    with pytest.raises(ValueError, match="voxel indices"):
+        net(coords)
+    with torch.no_grad():
+        net.voxel_table[3, 1] = 2.0
+        base = net.mlps(net.encoding(coords))
+        w = net.voxel_weights(coords, torch.arange(30))
+    assert float(w[3, 1] - base[3, 1]) == pytest.approx(2.0)
+    assert torch.equal(w[4], base[4])

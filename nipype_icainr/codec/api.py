@@ -68,8 +68,9 @@ def choose_mlp_width(cfg, arch, weight_bytes):
     if cfg["mlp_width"] != "auto":
         return cfg["mlp_width"]
     best = cfg["mlp_width_min"]
+    table = arch["n_voxels"] * arch["n_components"] if arch.get("voxel_table") else 0
     for width in range(cfg["mlp_width_min"], cfg["mlp_width_max"] + 1):
-        n = count_parameters(dict(arch, mlp_width=width))
+        n = count_parameters(dict(arch, mlp_width=width)) - table
         if n * cfg["weight_bits_target"] / 8.0 <= weight_bytes:
             best = width
     return best
@@ -154,7 +155,9 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
             "n_timepoints": n_t, "pattern_channels": cfg["pattern_channels"],
             "pe_frequencies": cfg["pe_frequencies"], "mlp_layers": cfg["mlp_layers"],
             "mlp_width": 0, "attention_hidden": cfg["attention_hidden"],
-            "fusion_channels": cfg["fusion_channels"], "fusion_depth": cfg["fusion_depth"]}
+            "fusion_channels": cfg["fusion_channels"], "fusion_depth": cfg["fusion_depth"],
+            "voxel_table": int(cfg["voxel_table"]),
+            "n_voxels": int(n_vox) if cfg["voxel_table"] else 0}
     data_info = {"n_voxels": int(n_vox), "scale": scale, "mean_lo": mean_lo,
                  "mean_step": step, "mean_layout": "axial slices side by side, (Y, Z*X)"}
 
@@ -167,13 +170,15 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     sections = {MASK_TAG: mask_payload, MEAN_TAG: mean_payload}
     overhead = len(pack(header_for([], arch), dict(sections, **{WEIGHT_TAG: b""})))
     weight_budget = target_bytes - overhead - 60 * 12 * 3  # room for the manifest
-    min_model = dict(arch, mlp_width=cfg["mlp_width_min"])
+    min_model = dict(arch, mlp_width=cfg["mlp_width_min"], voxel_table=0)
     from .model import count_parameters
     if weight_budget < count_parameters(min_model) * 1.0 / 8.0:
         best = raw_bytes / (overhead + count_parameters(min_model) / 8.0)
         raise ICAINRError(in_file, f"ratio {ratio:g} is out of reach: the mask, mean frame and "
                                    f"smallest network alone need a ratio below {best:.1f}")
-    arch["mlp_width"] = choose_mlp_width(cfg, arch, weight_budget)
+    table_bytes = (arch["n_voxels"] * arch["n_components"] * cfg["table_bits_target"] / 8.0
+                   if cfg["voxel_table"] else 0.0)
+    arch["mlp_width"] = choose_mlp_width(cfg, arch, weight_budget - table_bytes)
 
     # seeded, reproducible fit
     torch.manual_seed(seed)
@@ -276,7 +281,7 @@ def _fit_quantization(state, target_bytes, build):
 def _validate_header(header, sections, source):
     """Check every field the decoder uses and bound every size before allocating."""
     from .config import validate_config
-    from .model import ARCH_KEYS, count_parameters
+    from .model import ARCH_DEFAULTS, ARCH_KEYS, count_parameters
 
     try:
         desc, arch, data = header["image"], header["arch"], header["data"]
@@ -285,7 +290,8 @@ def _validate_header(header, sections, source):
         if len(shape) != 4 or any(not 1 <= s <= MAX_AXIS for s in shape[:3]) or \
                 not 1 <= shape[3] <= 100000 or np.prod(shape, dtype=np.int64) > MAX_VOXELS:
             raise ICAINRError(source, f"implausible image shape {shape}")
-        arch = {k: int(arch[k]) for k in ARCH_KEYS}
+        arch = {k: int(arch.get(k, ARCH_DEFAULTS.get(k, 0)) if k in ARCH_DEFAULTS else arch[k])
+                for k in ARCH_KEYS}
         if arch["n_timepoints"] != shape[3]:
             raise ICAINRError(source, "the network's length does not match the image")
         limits = {"n_components": 64, "pattern_channels": 64, "pe_frequencies": 16,
@@ -294,6 +300,9 @@ def _validate_header(header, sections, source):
         for key, top in limits.items():
             if not 1 <= arch[key] <= top and not (key == "pe_frequencies" and arch[key] == 0):
                 raise ICAINRError(source, f"implausible network setting {key}={arch[key]}")
+        if arch["voxel_table"] not in (0, 1) or (arch["voxel_table"] and
+                                                 arch["n_voxels"] != int(data["n_voxels"])):
+            raise ICAINRError(source, "the voxel table does not match the mask")
         if count_parameters(arch) > 1 << 28:
             raise ICAINRError(source, "the network described is implausibly large")
         np.dtype(desc["dtype"])

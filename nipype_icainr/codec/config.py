@@ -46,6 +46,11 @@ mean_step : float > 0
     Quantisation step of the mean frame, in stored units of the input.
 weight_bits_target : float
     Nominal entropy-coded bits per parameter used to size the model.
+voxel_table : bool
+    Add an explicitly coded per-voxel correction to the MLPs' weights (beyond the
+    paper; see ``model.py``). false in ``paper``.
+table_bits_target : float
+    Nominal bits per table entry, reserved before sizing the MLPs.
 """
 
 from importlib import resources
@@ -79,14 +84,18 @@ _FLOAT_BOUNDS = {
     "pretrain_lr": (1e-8, 1.0),
     "mean_step": (1e-9, 1e9),
     "weight_bits_target": (1.0, 32.0),
+    "table_bits_target": (0.5, 32.0),
 }
+_BOOLS = ("voxel_table",)
 _CHOICES = {
     "optimizer": ("adamax", "adam"),
     "lr_schedule": ("constant", "cosine"),
 }
 _TEXT = ("name", "description")
 KEYS = frozenset(_INT_BOUNDS) | frozenset(_FLOAT_BOUNDS) | frozenset(_CHOICES) | {
-    "mlp_width", *_TEXT}
+    "mlp_width", *_TEXT, *_BOOLS}
+#: keys added after the first files were written, with the value older files imply
+LATER_KEYS = {"voxel_table": False, "table_bits_target": 5.0}
 
 
 def available_presets():
@@ -127,6 +136,7 @@ def validate_config(cfg, source="configuration"):
     """Check every key and value; return a clean copy (ints as int, floats as float)."""
     if not isinstance(cfg, dict):
         raise ICAINRError(source, "a configuration must be a mapping")
+    cfg = dict(LATER_KEYS, **cfg)
     unknown = sorted(set(cfg) - KEYS)
     if unknown:
         raise ICAINRError(source, f"unknown configuration keys: {', '.join(unknown)}")
@@ -147,6 +157,10 @@ def validate_config(cfg, source="configuration"):
     for key, choices in _CHOICES.items():
         if cfg[key] not in choices:
             raise ICAINRError(source, f"{key} must be one of {choices}, got {cfg[key]!r}")
+        out[key] = cfg[key]
+    for key in _BOOLS:
+        if not isinstance(cfg[key], bool):
+            raise ICAINRError(source, f"{key} must be true or false, got {cfg[key]!r}")
         out[key] = cfg[key]
     width = cfg["mlp_width"]
     if width != "auto" and (isinstance(width, bool) or not isinstance(width, int)

@@ -76,16 +76,29 @@ def _lr_factor(schedule, step, total):
 
 
 def pretrain_coordinate_mlps(net, coords, maps, cfg, generator, progress=None):
-    """The paper's "ICA output network pre-training": fit w_v to the ICA maps (MSE)."""
+    """The paper's "ICA output network pre-training": fit w_v to the ICA maps (MSE).
+
+    With a voxel table, the table then takes what the MLPs miss, so ``w_v``
+    starts equal to the ICA maps.
+    """
     n, batch = coords.shape[0], cfg["batch_voxels"]
     total = n_steps(n, batch, cfg["pretrain_epochs"], cfg["pretrain_steps"])
-    if total == 0:
-        return
+    if total > 0:
+        _fit_mlps(net, coords, maps, cfg, generator, total, progress)
+    if net.arch["voxel_table"]:
+        with torch.no_grad():
+            for i in range(0, n, cfg["eval_batch_voxels"]):
+                sl = slice(i, i + cfg["eval_batch_voxels"])
+                net.voxel_table[sl] = maps[sl] - net.mlps(net.encoding(coords[sl]))
+
+
+def _fit_mlps(net, coords, maps, cfg, generator, total, progress):
+    n, batch = coords.shape[0], cfg["batch_voxels"]
     opt = _optimizer(cfg["optimizer"], list(net.mlps.parameters()), cfg["pretrain_lr"])
     for step, idx in enumerate(_batches(n, batch, total, generator, coords.device)):
         for group in opt.param_groups:
             group["lr"] = cfg["pretrain_lr"] * _lr_factor(cfg["lr_schedule"], step, total)
-        loss = F.mse_loss(net.voxel_weights(coords[idx]), maps[idx])
+        loss = F.mse_loss(net.mlps(net.encoding(coords[idx])), maps[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -107,7 +120,8 @@ def train_network(net, coords, targets, cfg, generator, data_range, progress=Non
     for step, idx in enumerate(_batches(n, batch, total, generator, coords.device)):
         for group in opt.param_groups:
             group["lr"] = cfg["lr"] * _lr_factor(cfg["lr_schedule"], step, total)
-        loss = icainr_loss(net(coords[idx]), targets[idx], cfg["sigma_ssim"], data_range, window)
+        loss = icainr_loss(net(coords[idx], index=idx), targets[idx], cfg["sigma_ssim"],
+                           data_range, window)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -124,6 +138,8 @@ def evaluate_network(net, coords, batch):
     """The network's output at every coordinate, (N, T) float32 on the CPU."""
     net.eval()
     features = net.pattern_features()
-    out = [net(coords[i:i + batch], features).cpu() for i in range(0, coords.shape[0], batch)]
+    index = torch.arange(coords.shape[0], device=coords.device)
+    out = [net(coords[i:i + batch], features, index[i:i + batch]).cpu()
+           for i in range(0, coords.shape[0], batch)]
     net.train()
     return torch.cat(out) if out else torch.zeros(0, net.arch["n_timepoints"])
