@@ -25,6 +25,22 @@ class _CompressInputSpec(BaseInterfaceInputSpec):
     use_gpu = traits.Bool(False, usedefault=True,
                           desc="mirror of the node's use_gpu flag, so that MultiProc's "
                                "n_gpu_procs schedules it as a GPU node")
+    codec_signature = traits.Str(desc="codec version + preset contents (set automatically): "
+                                      "part of Nipype's cache key, so a new codec reruns")
+
+
+def codec_signature(preset):
+    """A digest of the codec version and the preset's contents."""
+    import hashlib
+
+    from .. import __version__
+    from ..codec.config import load_preset
+
+    try:
+        text = repr(sorted(load_preset(preset).items()))
+    except Exception:  # an unknown preset fails later, with its own message
+        text = preset
+    return hashlib.sha256(f"{__version__}|{text}".encode()).hexdigest()[:16]
 
 
 class _CompressOutputSpec(TraitedSpec):
@@ -47,6 +63,15 @@ class ICAINRCompress(SimpleInterface):
 
     input_spec = _CompressInputSpec
     output_spec = _CompressOutputSpec
+
+    def __init__(self, **inputs):
+        super().__init__(**inputs)
+        if not isdefined(self.inputs.codec_signature):
+            self.inputs.codec_signature = codec_signature(self.inputs.preset)
+        self.inputs.on_trait_change(self._update_signature, "preset")
+
+    def _update_signature(self):
+        self.inputs.codec_signature = codec_signature(self.inputs.preset)
 
     def _run_interface(self, runtime):
         from ..codec.api import compress
