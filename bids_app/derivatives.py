@@ -2,13 +2,12 @@
 
 import json
 import os
-import shutil
-import tempfile
 
 from nipype.interfaces.base import (BaseInterfaceInputSpec, Directory, File, SimpleInterface,
                                     TraitedSpec, isdefined, traits)
 
 from nipype_icainr import __version__
+from nipype_icainr.codec.container import write_atomic
 
 PIPELINE = "nipype-icainr"
 MNI_SPACE = "_space-MNI152NLin2009cAsym_res-grid64"
@@ -27,31 +26,25 @@ def run_prefix(bold_path):
 
 
 def copy_atomic(src, dst):
-    folder = os.path.dirname(dst)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Copy ``src`` to ``dst`` atomically (``codec.container.write_atomic``)."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    with open(src, "rb") as fh:
+        write_atomic(dst, fh.read())
+    return dst
+
+
+def write_text_atomic(text, dst):
+    """``report.write_text_atomic``, creating the folder first."""
+    from nipype_icainr.report import write_text_atomic as write_text
+
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    write_text(dst, text)
     return dst
 
 
 def write_json_atomic(payload, dst):
-    folder = os.path.dirname(dst)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True, default=float)
-        fh.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dst)
-    return dst
+    return write_text_atomic(json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n",
+                             dst)
 
 
 def write_dataset_description(output_dir, bids_dir, container=None):
@@ -153,13 +146,10 @@ class WriteDerivatives(SimpleInterface):
                "fit_seconds": qc.get("fit_seconds"), "compress_seconds": qc.get("compress_seconds"),
                "decompress_seconds": qc.get("decompress_seconds")}
         tsv = os.path.join(folder, f"{prefix}{space}_desc-icainr_qc.tsv")
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("\t".join(QC_COLUMNS) + "\n")
-            fh.write("\t".join("n/a" if row[c] is None else str(row[c]) for c in QC_COLUMNS) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, tsv)
-        written.append(tsv)
+        written.append(write_text_atomic(
+            "\t".join(QC_COLUMNS) + "\n"
+            + "\t".join("n/a" if row[c] is None else str(row[c]) for c in QC_COLUMNS) + "\n",
+            tsv))
         bold_meta = {k: v for k, v in meta.items() if k in ("RepetitionTime", "TaskName",
                                                            "SliceTiming", "EchoTime")}
         bold_meta["RepetitionTime"] = codec["image"]["tr"]

@@ -55,11 +55,7 @@ def run_group(args):
                                       "dataset_description.json); run the participant level")
     table = collect_qc(output_dir)
     tsv = os.path.join(output_dir, "group_desc-icainr_qc.tsv")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=output_dir)
-    os.close(fd)
-    table.to_csv(tmp, sep="\t", index=False, na_rep="n/a")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, tsv)
+    report.write_text_atomic(tsv, table.to_csv(sep="\t", index=False, na_rep="n/a"))
     with tempfile.TemporaryDirectory() as scratch:
         png = os.path.join(scratch, "group.png")
         plot_distributions(table, png)

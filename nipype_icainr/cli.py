@@ -105,7 +105,7 @@ def _cmd_info(args):
     print(f"  source    {img['source_name']} ({img['source_bytes']:,} bytes)")
     print(f"  ratio     {res['ratio']:.2f} against the raw array ({res['raw_bytes']:,} bytes), "
           f"{res['ratio_disk']:.2f} against the source file")
-    print(f"  sections  " + ", ".join(f"{t} {n:,} B" for t, n in res["sections"].items())
+    print("  sections  " + ", ".join(f"{t} {n:,} B" for t, n in res["sections"].items())
           + f", header and framing {res['header_bytes']:,} B")
     a = res["arch"]
     print(f"  network   K={a['n_components']} patterns x T={a['n_timepoints']}, "

@@ -23,7 +23,6 @@ WEIGHT_TAG, MASK_TAG, MEAN_TAG = "WGHT", "MASK", "MEAN"
 
 def software_versions():
     """Versions of Python and of every library the codec's output depends on."""
-    import constriction  # noqa: F401  (no __version__ attribute in 0.5)
     import imagecodecs
     import nibabel
     import sklearn
@@ -145,6 +144,7 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     step = mean_frame_step(mean, desc["dtype"], slope, cfg["mean_step"])
     mean_payload, mean_lo, mean_decoded = encode_mean_frame(mean, step)
     residual = data[mask] - mean_decoded[mask][:, None]  # (N, T)
+    orig = data if measure else None  # kept for PSNR/SSIM rather than read again
     del data
     scale = float(residual.std()) or 1.0
     targets_np = (residual / scale).astype(np.float32)
@@ -219,7 +219,6 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     if measure:
         net.load_state_dict({k: torch.from_numpy(v) for k, v in decoded_state.items()})
         approx = evaluate_network(net, coords, cfg["eval_batch_voxels"]).numpy()
-        orig = load_bold(in_file)[1]
         recon = np.repeat(mean_decoded[..., None], n_t, axis=-1)
         recon[mask] += scale * approx.astype(np.float64)
         from .nifti_io import to_stored_values

@@ -147,7 +147,6 @@ class RegisterToTemplate(SimpleInterface):
     def _run_interface(self, runtime):
         _threads(self.inputs.num_threads)  # before ITK starts its thread pool
         import ants
-        import nibabel as nib
         from nilearn.masking import compute_epi_mask
 
         from ..template_grid import template_2mm, template_on_grid
@@ -183,7 +182,6 @@ class RegisterToTemplate(SimpleInterface):
                        "template": "MNI152 (nilearn, 2 mm) brain",
                        "grid": "64x64x48, 3x3x3.3 mm (nipype_icainr.template_grid)"}, fh,
                       indent=2)
-        del nib
         self._results.update(transforms=transforms, warped_file=warped_file, report_json=report,
                              dice=float(dice))
         return runtime

@@ -40,7 +40,6 @@ class QCReport(SimpleInterface):
     output_spec = _ReportOutputSpec
 
     def _run_interface(self, runtime):
-        import nibabel as nib
 
         from .. import metrics, report
         from ..codec.api import info
@@ -143,5 +142,4 @@ class QCReport(SimpleInterface):
             json.dump(record, fh, indent=2, default=float)
         self._results.update(out_report=out, out_json=out_json, psnr=psnr, ssim=ssim,
                              ratio=meta["ratio"])
-        del nib
         return runtime
