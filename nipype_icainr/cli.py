@@ -76,8 +76,11 @@ def _cmd_compress(args):
     if res["psnr"] is not None:
         print(f"  PSNR {res['psnr']:.2f} dB, SSIM {res['ssim']:.4f} (brain mask, "
               f"{res['n_voxels']:,} voxels)")
+    a = res["arch"]
+    model = (f"factorization K={a['n_components']}" if a.get("model") == "factor"
+             else f"network K={a['n_components']}, MLP width {a['mlp_width']}")
     print(f"  fit {res['fit_seconds']:.1f} s on {res['device']}, total {res['total_seconds']:.1f} s;"
-          f" K={res['arch']['n_components']}, MLP width {res['arch']['mlp_width']}")
+          f" {model}")
 
 
 def _cmd_decompress(args):
@@ -108,9 +111,13 @@ def _cmd_info(args):
     print("  sections  " + ", ".join(f"{t} {n:,} B" for t, n in res["sections"].items())
           + f", header and framing {res['header_bytes']:,} B")
     a = res["arch"]
-    print(f"  network   K={a['n_components']} patterns x T={a['n_timepoints']}, "
-          f"MLP {a['mlp_layers']} layers x {a['mlp_width']}, {a['pe_frequencies']} PE frequencies,"
-          f" fusion {a['fusion_channels']}ch depth {a['fusion_depth']}")
+    if a.get("model") == "factor":
+        print(f"  model     coded factorization, K={a['n_components']} voxel maps x "
+              f"activation patterns of T={a['n_timepoints']}")
+    else:
+        print(f"  network   K={a['n_components']} patterns x T={a['n_timepoints']}, "
+              f"MLP {a['mlp_layers']} layers x {a['mlp_width']}, {a['pe_frequencies']} PE "
+              f"frequencies, fusion {a['fusion_channels']}ch depth {a['fusion_depth']}")
     print(f"  voxels    {res['n_voxels']:,} in the mask; preset {res['config'].get('name')}, "
           f"seed {res['seed']}, fitted on {res['fit_device']}")
     print("  software  " + ", ".join(f"{k} {v}" for k, v in (res["software"] or {}).items()))

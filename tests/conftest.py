@@ -10,8 +10,10 @@ SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 STUDYFORREST = os.path.join(SHARED, "studyforrest", "sub-02", "func",
                             "sub-02_task-oneback_run-1_bold.nii.gz")
 
-#: a quick configuration for unit tests (the architecture of the default preset, less work)
-FAST = {"base": "default", "n_components": 6, "steps": 150, "pretrain_steps": 150,
+#: the default preset (the coded factorization) is fast enough to use as is
+QUICK = {"base": "default"}
+#: a quick configuration of the ICA-INR network (the network preset's architecture, less work)
+FAST = {"base": "network", "n_components": 6, "steps": 150, "pretrain_steps": 150,
         "batch_voxels": 512, "mlp_width_max": 16, "ica_max_iter": 200}
 #: even less work, for tests about the container, sizes and errors rather than quality
 TINY = dict(FAST, steps=10, pretrain_steps=10)
@@ -63,13 +65,14 @@ def bold_file(tmp_path_factory):
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def compressed(bold_file, tmp_path_factory):
-    """The fixture compressed once at ratio 20 with the fast test configuration."""
+@pytest.fixture(scope="session", params=["factor", "network"])
+def compressed(bold_file, tmp_path_factory, request):
+    """The fixture compressed once at ratio 20 by each model (default preset, fast network)."""
     from nipype_icainr import compress
 
+    config = QUICK if request.param == "factor" else FAST
     out = tmp_path_factory.mktemp("compressed") / "run.icainr"
-    result = compress(bold_file, str(out), ratio=20, config=FAST, device="cpu", seed=0)
+    result = compress(bold_file, str(out), ratio=20, config=config, device="cpu", seed=0)
     return str(out), result
 
 

@@ -145,10 +145,15 @@ def test_forged_header_with_valid_checksum_is_rejected(compressed, tmp_path, cap
     import json
 
     header, sections, _ = container.read_file(compressed[0])
-    header["arch"]["mlp_width"] = 10 ** 6
+    if header["arch"].get("model") == "factor":
+        header["arch"]["n_components"] = 10 ** 6
+        problem = "implausible number of components"
+    else:
+        header["arch"]["mlp_width"] = 10 ** 6
+        problem = "implausible network setting"
     blob = container.pack(header, sections)
     code, err = _decompress_error(blob, tmp_path, capsys)
-    assert_one_line_error(code, err, "bad.icainr", "implausible network setting")
+    assert_one_line_error(code, err, "bad.icainr", problem)
     header, sections, _ = container.read_file(compressed[0])
     header["image"]["shape"] = [100000, 100000, 100000, 10]
     code, err = _decompress_error(container.pack(header, sections), tmp_path, capsys)
@@ -190,3 +195,28 @@ def test_crc_is_what_guards_payloads():
     header, sections, version = container.unpack(blob, "x")
     assert header == {"a": 1} and sections == {"WGHT": b"0123456789"} and version == 1
     assert zlib.crc32(b"0123456789") == struct.unpack_from("<I", blob, len(blob) - 14)[0]
+
+
+def test_forged_factor_section_is_rejected(bold_file, tmp_path, capsys):
+    """A FACT section re-packed with a valid CRC but absurd contents is refused."""
+    import numpy as np
+
+    from nipype_icainr import compress
+
+    src = tmp_path / "f.icainr"
+    compress(bold_file, str(src), ratio=20, device="cpu", measure=False)
+    header, sections, _ = container.read_file(str(src))
+    fact = bytearray(sections["FACT"])
+    forged = dict(sections, FACT=np.uint32(10 ** 6).tobytes() + bytes(fact[4:]))
+    code, err = _decompress_error(container.pack(header, forged), tmp_path, capsys)
+    assert_one_line_error(code, err, "bad.icainr", "claims 1000000 components")
+    k = int(np.frombuffer(bytes(fact[:4]), "<u4")[0])
+    params = np.frombuffer(bytes(fact[4:4 + 24 * k]), "<f4").copy()
+    params[1] = -1.0  # a negative Laplace scale
+    forged = dict(sections, FACT=bytes(fact[:4]) + params.astype("<f4").tobytes()
+                  + bytes(fact[4 + 24 * k:]))
+    code, err = _decompress_error(container.pack(header, forged), tmp_path, capsys)
+    assert_one_line_error(code, err, "bad.icainr", "invalid model parameters")
+    forged = dict(sections, FACT=bytes(fact[:-8]))  # words cut short
+    code, err = _decompress_error(container.pack(header, forged), tmp_path, capsys)
+    assert code == 2 and "bad.icainr" in err and len(err.strip().splitlines()) == 1

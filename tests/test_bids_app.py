@@ -19,7 +19,7 @@ pytest.importorskip("bids")
 from bids_app import cli  # noqa: E402
 from bids_app.restore import main as restore_main  # noqa: E402
 
-from .conftest import FAST, venv_tool  # noqa: E402
+from .conftest import QUICK, venv_tool  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "nipype_icainr", "data", "sample", "studyforrest-slab")
@@ -44,7 +44,7 @@ def app_run(tmp_path_factory):
     shutil.copytree(SAMPLE, bids)
     before = snapshot(bids)
     cfg = base / "fast.yaml"
-    cfg.write_text(yaml.safe_dump(dict(FAST, mlp_width_max=64)))
+    cfg.write_text(yaml.safe_dump(QUICK))
     out, work = base / "out", base / "work"
     argv = [str(bids), str(out), "participant", "--participant-label", "sub-02",
             "-w", str(work), "--ratio", "60", "--config", str(cfg), "--nprocs", "2",

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("nipype")
 
-from .conftest import FAST  # noqa: E402
+from .conftest import QUICK  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,7 +28,7 @@ def example_run(bold_file, tmp_path_factory):
         sys.path.pop(0)
     work = tmp_path_factory.mktemp("example")
     cfg = work / "fast.yaml"
-    cfg.write_text(yaml.safe_dump(FAST))
+    cfg.write_text(yaml.safe_dump(QUICK))
     graph = custom_workflow.main([bold_file, "-w", str(work), "--ratio", "20",
                                   "--config", str(cfg)])
     return {n.name: n for n in graph.nodes()}

@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-from .conftest import FAST
+from .conftest import QUICK
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "nipype_icainr", "data", "sample", "studyforrest-slab")
@@ -37,7 +37,7 @@ def test_participant_level_through_sbatch(tmp_path):
     bids = tmp_path / "bids"
     shutil.copytree(SAMPLE, bids)
     cfg = tmp_path / "fast.yaml"
-    cfg.write_text(yaml.safe_dump(dict(FAST, mlp_width_max=64)))
+    cfg.write_text(yaml.safe_dump(QUICK))
     plugin = tmp_path / "slurm.yml"
     plugin.write_text(yaml.safe_dump({"plugin": "SLURM", "plugin_args": {
         "sbatch_args": f"-p debug -o {tmp_path}/slurm-%j.out", "max_jobs": 4,

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("nipype")
 pytest.importorskip("ants")
 
-from .conftest import FAST  # noqa: E402
+from .conftest import QUICK  # noqa: E402
 
 TR = 2.0
 N_VOLUMES = 40
@@ -81,7 +81,7 @@ def workflow_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wf")
     bold, events = _epi_fixture(str(folder))
     cfg = folder / "fast.yaml"
-    cfg.write_text(yaml.safe_dump(dict(FAST, mlp_width_max=96)))
+    cfg.write_text(yaml.safe_dump(QUICK))
     wf = init_icainr_wf(ratio=60, config_file=str(cfg), device="auto", omp_nthreads=1)
     wf.base_dir = str(folder / "work")
     wf.config["execution"]["crashdump_dir"] = str(folder / "crash")

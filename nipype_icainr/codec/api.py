@@ -18,7 +18,9 @@ from .errors import ICAINRError
 
 MAX_AXIS = 4096
 MAX_VOXELS = 1 << 31
-WEIGHT_TAG, MASK_TAG, MEAN_TAG = "WGHT", "MASK", "MEAN"
+WEIGHT_TAG, MASK_TAG, MEAN_TAG, FACTOR_TAG = "WGHT", "MASK", "MEAN", "FACT"
+#: the factorization's K grid (searched up to ``max_components``)
+COMPONENT_GRID = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 def software_versions():
@@ -26,14 +28,19 @@ def software_versions():
     import imagecodecs
     import nibabel
     import sklearn
-    import torch
     from importlib.metadata import version
 
     from .. import __version__
     return {"nipype_icainr": __version__, "python": platform.python_version(),
-            "numpy": np.__version__, "torch": torch.__version__,
+            "numpy": np.__version__, "torch": version("torch"), "scipy": version("scipy"),
             "scikit_learn": sklearn.__version__, "nibabel": nibabel.__version__,
             "imagecodecs": imagecodecs.__version__, "constriction": version("constriction")}
+
+
+def _check_device(device):
+    if device not in ("auto", "cpu", "cuda"):
+        raise ICAINRError(None, f"device must be auto, cpu or cuda, got {device!r}")
+    return "cpu"
 
 
 def resolve_device(device):
@@ -110,14 +117,10 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
         ``measure``), ``fit_seconds``, ``total_seconds``, ``device``,
         ``sections`` (bytes per section) and ``config``.
     """
-    import torch
-
     from .. import metrics
-    from .fit import evaluate_network, n_steps, pretrain_coordinate_mlps, train_network
     from .images import encode_mask, encode_mean_frame, mean_frame_step
-    from .model import ICAINRNet
     from .nifti_io import describe_image
-    from .prepare import compute_mask, ica_decomposition, load_bold, voxel_coordinates
+    from .prepare import compute_mask, load_bold
 
     t_start = time.perf_counter()
     check_output_path(out_file, force)
@@ -128,7 +131,8 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2 ** 32:
         raise ICAINRError(None, f"--seed must be an integer in [0, 2**32), got {seed!r}")
     seed = int(seed)
-    dev = resolve_device(device)
+    # the factorization is numpy work; only the network needs a torch device
+    dev = resolve_device(device) if cfg["model"] == "network" else _check_device(device)
 
     img, data = load_bold(in_file)
     desc = describe_image(img, in_file)
@@ -136,21 +140,118 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     raw_bytes = int(np.prod(shape)) * np.dtype(desc["dtype"]).itemsize
     target_bytes = raw_bytes / ratio
 
-    # mask and mean frame are coded first: the network is fitted to what the decoder sees
+    # mask and mean frame are coded first: the series model is fitted to what the decoder sees
     mask = compute_mask(img, data)
     mask_payload = encode_mask(mask)
     mean = data.mean(axis=-1)
     slope = desc["scl_slope"] if desc["scl_slope"] is not None else 1.0
     step = mean_frame_step(mean, desc["dtype"], slope, cfg["mean_step"])
-    mean_payload, mean_lo, mean_decoded = encode_mean_frame(mean, step)
+    mean_payload, mean_lo, mean_decoded = encode_mean_frame(mean, step, mask,
+                                                            cfg["background_step"])
     residual = data[mask] - mean_decoded[mask][:, None]  # (N, T)
     orig = data if measure else None  # kept for PSNR/SSIM rather than read again
     del data
+    n_vox, n_t = residual.shape
+    data_info = {"n_voxels": int(n_vox), "mean_lo": mean_lo, "mean_step": step,
+                 "mean_layout": "axial slices side by side, (Y, Z*X)"}
+    sections = {MASK_TAG: mask_payload, MEAN_TAG: mean_payload}
+
+    def header_for(manifest, arch_, data_=data_info):
+        return {"format": "icainr", "format_version": FORMAT_VERSION,
+                "software": software_versions(), "seed": seed, "fit_device": dev,
+                "config": cfg, "arch": arch_, "image": desc, "data": data_,
+                "weights": manifest}
+
+    t_fit = time.perf_counter()
+    if cfg["model"] == "factor":
+        blob, arch, approx, final_loss = _compress_factor(
+            residual, mask, cfg, target_bytes, header_for, sections, data_info, in_file, raw_bytes)
+    else:
+        blob, arch, approx, final_loss = _compress_network(
+            residual, mask, cfg, target_bytes, header_for, sections, data_info, in_file,
+            raw_bytes, seed, dev, progress, measure)
+    fit_seconds = time.perf_counter() - t_fit
+    del residual
+
+    psnr = ssim = None
+    if measure:
+        recon = np.repeat(mean_decoded[..., None], n_t, axis=-1)
+        recon[mask] += approx
+        from .nifti_io import to_stored_values
+        if np.dtype(desc["dtype"]).kind in "iu":  # what decompress will write
+            recon = to_stored_values(recon, desc["dtype"], desc["scl_slope"], desc["scl_inter"])
+            recon = recon * slope + (desc["scl_inter"] or 0.0)
+        psnr = metrics.psnr(orig, recon, mask)
+        ssim = metrics.ssim(orig, recon, mask)
+        del orig, recon
+
+    write_atomic(out_file, blob)
+    header, secs, _ = unpack(blob, out_file)
+    achieved = raw_bytes / len(blob)
+    notes = []
+    if achieved > 1.1 * ratio:
+        notes.append(f"achieved ratio {achieved:.1f} is above the target {ratio:g}: the finest "
+                     "model the configuration allows needs fewer bytes than the budget "
+                     "(raise max_components, or mlp_width_max for the network)")
+    elif achieved < 0.9 * ratio:
+        notes.append(f"achieved ratio {achieved:.1f} is below the target {ratio:g}")
+    return {"ratio": achieved, "warnings": notes, "ratio_disk": desc["source_bytes"] / len(blob),
+            "file_bytes": len(blob), "raw_bytes": raw_bytes, "psnr": psnr, "ssim": ssim,
+            "fit_seconds": fit_seconds, "final_loss": final_loss,
+            "total_seconds": time.perf_counter() - t_start, "device": dev,
+            "sections": {tag: len(p) for tag, p in secs.items()}, "arch": arch,
+            "config": cfg, "n_voxels": int(n_vox)}
+
+
+def _compress_factor(residual, mask, cfg, target_bytes, header_for, sections, data_info,
+                     in_file, raw_bytes):
+    """Code ``residual`` (N x T) as a factorization that fits the byte budget."""
+    from . import factor
+
+    n_vox, n_t = residual.shape
+    k_max = int(min(cfg["max_components"], n_t, n_vox))
+    arch = {"model": "factor", "n_components": k_max, "n_timepoints": n_t,
+            "n_voxels": int(n_vox)}
+    probe = dict(data_info, step=1.0)
+    overhead = len(pack(header_for([], arch, probe), dict(sections, **{FACTOR_TAG: b""})))
+    budget = target_bytes - overhead - 64  # the step's digits may grow the header
+    if budget < 64 + 40 * n_t:
+        raise ICAINRError(in_file, f"ratio {raw_bytes / target_bytes:g} is out of reach: the "
+                                   f"mask and mean frame alone need a ratio below "
+                                   f"{raw_bytes / (overhead + 64 + 40 * n_t):.1f}")
+    from threadpoolctl import threadpool_limits
+
+    board = factor.Checkerboard(mask)
+    maps, _ = factor.principal_basis(residual, k_max)
+    grid = [k for k in COMPONENT_GRID if k < k_max] + [k_max]
+    # many small products: one BLAS thread measured 2x faster than two here
+    with threadpool_limits(limits=1, user_api="blas"):
+        fit = factor.fit_to_budget(residual, maps, budget, board, grid)
+    arch["n_components"] = fit["n_components"]
+    info_ = dict(data_info, step=fit["step"])
+    blob = pack(header_for([], arch, info_), dict(sections, **{FACTOR_TAG: fit["payload"]}))
+    if len(blob) > target_bytes * 1.02:
+        best = raw_bytes / (len(blob) - len(fit["payload"]) + 8 * n_t)
+        raise ICAINRError(in_file, f"ratio {raw_bytes / target_bytes:g} is out of reach: the "
+                                   f"mask, mean frame and one coarse component already need a "
+                                   f"ratio below {best:.1f}")
+    approx = fit["maps"] @ fit["patterns"]
+    return blob, arch, approx, fit["sse"] / residual.size
+
+
+def _compress_network(residual, mask, cfg, target_bytes, header_for, sections, data_info,
+                      in_file, raw_bytes, seed, dev, progress, measure):
+    """Fit the ICA-INR network to ``residual`` (N x T) and code it to the budget."""
+    import torch
+
+    from .fit import evaluate_network, n_steps, pretrain_coordinate_mlps, train_network
+    from .model import ICAINRNet, count_parameters
+    from .prepare import ica_decomposition, voxel_coordinates
+
     scale = float(residual.std()) or 1.0
     targets_np = (residual / scale).astype(np.float32)
-    del residual
     n_vox, n_t = targets_np.shape
-
+    data_info = dict(data_info, scale=scale)
     arch = {"n_components": int(min(cfg["n_components"], n_t - 1, n_vox - 1)),
             "n_timepoints": n_t, "pattern_channels": cfg["pattern_channels"],
             "pe_frequencies": cfg["pe_frequencies"], "mlp_layers": cfg["mlp_layers"],
@@ -158,24 +259,14 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
             "fusion_channels": cfg["fusion_channels"], "fusion_depth": cfg["fusion_depth"],
             "voxel_table": int(cfg["voxel_table"]),
             "n_voxels": int(n_vox) if cfg["voxel_table"] else 0}
-    data_info = {"n_voxels": int(n_vox), "scale": scale, "mean_lo": mean_lo,
-                 "mean_step": step, "mean_layout": "axial slices side by side, (Y, Z*X)"}
-
-    def header_for(manifest, arch_):
-        return {"format": "icainr", "format_version": FORMAT_VERSION,
-                "software": software_versions(), "seed": seed, "fit_device": dev,
-                "config": cfg, "arch": arch_, "image": desc, "data": data_info,
-                "weights": manifest}
-
-    sections = {MASK_TAG: mask_payload, MEAN_TAG: mean_payload}
-    overhead = len(pack(header_for([], arch), dict(sections, **{WEIGHT_TAG: b""})))
+    overhead = len(pack(header_for([], arch, data_info), dict(sections, **{WEIGHT_TAG: b""})))
     weight_budget = target_bytes - overhead - 60 * 12 * 3  # room for the manifest
     min_model = dict(arch, mlp_width=cfg["mlp_width_min"], voxel_table=0)
-    from .model import count_parameters
     if weight_budget < count_parameters(min_model) * 1.0 / 8.0:
         best = raw_bytes / (overhead + count_parameters(min_model) / 8.0)
-        raise ICAINRError(in_file, f"ratio {ratio:g} is out of reach: the mask, mean frame and "
-                                   f"smallest network alone need a ratio below {best:.1f}")
+        raise ICAINRError(in_file, f"ratio {raw_bytes / target_bytes:g} is out of reach: the "
+                                   f"mask, mean frame and smallest network alone need a ratio "
+                                   f"below {best:.1f}")
     table_bytes = (arch["n_voxels"] * arch["n_components"] * cfg["table_bits_target"] / 8.0
                    if cfg["voxel_table"] else 0.0)
     arch["mlp_width"] = choose_mlp_width(cfg, arch, weight_budget - table_bytes)
@@ -200,51 +291,24 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
         bar = tqdm(total=total_steps,
                    desc=f"fitting {os.path.basename(os.fspath(in_file))}", unit="step",
                    dynamic_ncols=True, disable=None, mininterval=1.0)
-    t_fit = time.perf_counter()
     try:
         pretrain_coordinate_mlps(net, coords, maps_t, cfg, generator, bar)
         final_loss = train_network(net, coords, targets, cfg, generator, data_range, bar)
     finally:
         if bar is not None:
             bar.close()
-    fit_seconds = time.perf_counter() - t_fit
-    del maps_t
+    del maps_t, targets
 
     state = {name: p.detach().cpu().numpy() for name, p in net.state_dict().items()}
     blob, manifest, decoded_state = _fit_quantization(
-        state, target_bytes, lambda man, wts: pack(header_for(man, arch),
+        state, target_bytes, lambda man, wts: pack(header_for(man, arch, data_info),
                                                    dict(sections, **{WEIGHT_TAG: wts})))
-
-    psnr = ssim = None
+    approx = None
     if measure:
         net.load_state_dict({k: torch.from_numpy(v) for k, v in decoded_state.items()})
-        approx = evaluate_network(net, coords, cfg["eval_batch_voxels"]).numpy()
-        recon = np.repeat(mean_decoded[..., None], n_t, axis=-1)
-        recon[mask] += scale * approx.astype(np.float64)
-        from .nifti_io import to_stored_values
-        if np.dtype(desc["dtype"]).kind in "iu":  # what decompress will write
-            recon = to_stored_values(recon, desc["dtype"], desc["scl_slope"], desc["scl_inter"])
-            recon = recon * slope + (desc["scl_inter"] or 0.0)
-        psnr = metrics.psnr(orig, recon, mask)
-        ssim = metrics.ssim(orig, recon, mask)
-        del orig, recon
-
-    write_atomic(out_file, blob)
-    header, secs, _ = unpack(blob, out_file)
-    achieved = raw_bytes / len(blob)
-    notes = []
-    if achieved > 1.1 * ratio:
-        notes.append(f"achieved ratio {achieved:.1f} is above the target {ratio:g}: the network "
-                     f"at mlp_width_max={cfg['mlp_width_max']} with the finest quantisation "
-                     "needs fewer bytes than the budget; raise mlp_width_max or n_components")
-    elif achieved < 0.9 * ratio:
-        notes.append(f"achieved ratio {achieved:.1f} is below the target {ratio:g}")
-    return {"ratio": achieved, "warnings": notes, "ratio_disk": desc["source_bytes"] / len(blob),
-            "file_bytes": len(blob), "raw_bytes": raw_bytes, "psnr": psnr, "ssim": ssim,
-            "fit_seconds": fit_seconds, "final_loss": final_loss,
-            "total_seconds": time.perf_counter() - t_start, "device": dev,
-            "sections": {tag: len(p) for tag, p in secs.items()}, "arch": arch,
-            "config": cfg, "n_voxels": int(n_vox)}
+        approx = scale * evaluate_network(net, coords, cfg["eval_batch_voxels"]).numpy().astype(
+            np.float64)
+    return blob, arch, approx, final_loss
 
 
 def _fit_quantization(state, target_bytes, build):
@@ -280,7 +344,6 @@ def _fit_quantization(state, target_bytes, build):
 def _validate_header(header, sections, source):
     """Check every field the decoder uses and bound every size before allocating."""
     from .config import validate_config
-    from .model import ARCH_DEFAULTS, ARCH_KEYS, count_parameters
 
     try:
         desc, arch, data = header["image"], header["arch"], header["data"]
@@ -289,6 +352,10 @@ def _validate_header(header, sections, source):
         if len(shape) != 4 or any(not 1 <= s <= MAX_AXIS for s in shape[:3]) or \
                 not 1 <= shape[3] <= 100000 or np.prod(shape, dtype=np.int64) > MAX_VOXELS:
             raise ICAINRError(source, f"implausible image shape {shape}")
+        _validate_image_fields(desc, data, source)
+        if arch.get("model", "network") == "factor":
+            return desc, _validate_factor_arch(arch, data, shape, source), data, cfg
+        from .model import ARCH_DEFAULTS, ARCH_KEYS, count_parameters
         arch = {k: int(arch.get(k, ARCH_DEFAULTS.get(k, 0)) if k in ARCH_DEFAULTS else arch[k])
                 for k in ARCH_KEYS}
         if arch["n_timepoints"] != shape[3]:
@@ -304,17 +371,8 @@ def _validate_header(header, sections, source):
             raise ICAINRError(source, "the voxel table does not match the mask")
         if count_parameters(arch) > 1 << 28:
             raise ICAINRError(source, "the network described is implausibly large")
-        np.dtype(desc["dtype"])
-        if np.dtype(desc["dtype"]).kind not in "iuf":
-            raise ICAINRError(source, f"unsupported stored dtype {desc['dtype']}")
-        for key in ("scale", "mean_lo", "mean_step"):
-            if not math.isfinite(float(data[key])):
-                raise ICAINRError(source, f"non-finite {key} in the header")
-        if float(data["mean_step"]) <= 0:
-            raise ICAINRError(source, "mean_step must be positive")
-        for key in ("scl_slope", "scl_inter"):
-            if desc[key] is not None and not math.isfinite(float(desc[key])):
-                raise ICAINRError(source, f"non-finite {key} in the header")
+        if not math.isfinite(float(data["scale"])):
+            raise ICAINRError(source, "non-finite scale in the header")
         if not isinstance(header["weights"], list) or len(header["weights"]) > 256:
             raise ICAINRError(source, "the weight manifest is malformed")
     except ICAINRError:
@@ -325,6 +383,39 @@ def _validate_header(header, sections, source):
         if tag not in sections:
             raise ICAINRError(source, f"the file has no {tag} section")
     return desc, arch, data, cfg
+
+
+def _validate_image_fields(desc, data, source):
+    """Fields both models use: stored dtype, mean-frame coding, scaling."""
+    np.dtype(desc["dtype"])
+    if np.dtype(desc["dtype"]).kind not in "iuf":
+        raise ICAINRError(source, f"unsupported stored dtype {desc['dtype']}")
+    for key in ("mean_lo", "mean_step"):
+        if not math.isfinite(float(data[key])):
+            raise ICAINRError(source, f"non-finite {key} in the header")
+    if float(data["mean_step"]) <= 0:
+        raise ICAINRError(source, "mean_step must be positive")
+    for key in ("scl_slope", "scl_inter"):
+        if desc[key] is not None and not math.isfinite(float(desc[key])):
+            raise ICAINRError(source, f"non-finite {key} in the header")
+
+
+def _validate_factor_arch(arch, data, shape, source):
+    from .factor import MAX_COMPONENTS
+
+    out = {"model": "factor", "n_components": int(arch["n_components"]),
+           "n_timepoints": int(arch["n_timepoints"]), "n_voxels": int(arch["n_voxels"])}
+    if out["n_timepoints"] != shape[3]:
+        raise ICAINRError(source, "the factorization's length does not match the image")
+    if not 1 <= out["n_components"] <= MAX_COMPONENTS:
+        raise ICAINRError(source, f"implausible number of components {out['n_components']}")
+    if out["n_voxels"] != int(data["n_voxels"]) or \
+            not 1 <= out["n_voxels"] <= int(np.prod(shape[:3])):
+        raise ICAINRError(source, "the factorization does not match the mask")
+    step = float(data["step"])
+    if not (math.isfinite(step) and step > 0):
+        raise ICAINRError(source, "the factorization's step must be a positive number")
+    return out
 
 
 def decompress(in_file, out_file, device="auto", force=False):
@@ -360,13 +451,7 @@ def decompress(in_file, out_file, device="auto", force=False):
 
 def decode_array(in_file, device="auto"):
     """Decode an ``.icainr`` file to ``(values float64 (X, Y, Z, T), image description)``."""
-    import torch
-
-    from .entropy import decode_state
-    from .fit import evaluate_network
     from .images import decode_mask, decode_mean_frame
-    from .model import ICAINRNet
-    from .prepare import voxel_coordinates
 
     header, sections, _ = read_file(in_file)
     desc, arch, data, cfg = _validate_header(header, sections, in_file)
@@ -376,18 +461,48 @@ def decode_array(in_file, device="auto"):
         raise ICAINRError(in_file, "the mask does not match the header's voxel count")
     mean = decode_mean_frame(sections[MEAN_TAG], shape[:3], float(data["mean_lo"]),
                              float(data["mean_step"]), in_file)
+    if arch.get("model") == "factor":
+        approx = _decode_factor(sections, arch, data, mask, in_file)
+    else:
+        approx = _decode_network(sections, header, arch, data, cfg, mask, device, in_file)
+    values = np.repeat(mean[..., None], shape[3], axis=-1)
+    values[mask] += approx
+    return values, desc
+
+
+def _decode_factor(sections, arch, data, mask, source):
+    from . import factor
+
+    if FACTOR_TAG not in sections:
+        raise ICAINRError(source, "the file has no FACT section")
+    words, params, ranges = factor.unpack(sections[FACTOR_TAG], source)
+    if params.shape[0] != arch["n_components"]:
+        raise ICAINRError(source, "the factor section does not match the header")
+    board = factor.Checkerboard(mask)
+    q_maps, q_patterns = factor.decode_factors(words, params, ranges, arch["n_timepoints"],
+                                               board, source)
+    maps, patterns = factor.dequantize(q_maps, q_patterns, float(data["step"]), params)
+    return maps @ patterns
+
+
+def _decode_network(sections, header, arch, data, cfg, mask, device, source):
+    import torch
+
+    from .entropy import decode_state
+    from .fit import evaluate_network
+    from .model import ICAINRNet
+    from .prepare import voxel_coordinates
+
     dev = resolve_device(device)
     net = ICAINRNet(arch)
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    state = decode_state(sections[WEIGHT_TAG], header["weights"], expected, in_file)
+    state = decode_state(sections[WEIGHT_TAG], header["weights"], expected, source)
     net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     net.to(dev)
     coords = torch.from_numpy(voxel_coordinates(mask)).to(dev)
     with torch.no_grad():
         approx = evaluate_network(net, coords, cfg["eval_batch_voxels"]).numpy()
-    values = np.repeat(mean[..., None], shape[3], axis=-1)
-    values[mask] += float(data["scale"]) * approx.astype(np.float64)
-    return values, desc
+    return float(data["scale"]) * approx.astype(np.float64)
 
 
 def info(in_file):

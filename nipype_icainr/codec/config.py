@@ -51,6 +51,17 @@ voxel_table : bool
     paper; see ``model.py``). false in ``paper``.
 table_bits_target : float
     Nominal bits per table entry, reserved before sizing the MLPs.
+model : "network" or "factor"
+    "network": the ICA-INR network codes the series (the paper; the keys above).
+    "factor": an explicitly coded factorization, voxel maps x activation
+    patterns, with (K, step) chosen by rate-distortion search (see
+    ``factor.py``). Only ``max_components`` and the mean-frame keys apply.
+max_components : int, 1..256
+    Largest K the factorization search may choose.
+background_step : float >= 1
+    Mean-frame step outside the brain mask, in multiples of ``mean_step``. The
+    series outside the mask is not coded (the decoder writes the mean frame
+    there), so a coarse background saves bytes for the brain.
 """
 
 from importlib import resources
@@ -76,6 +87,7 @@ _INT_BOUNDS = {
     "steps": (0, 10000000),
     "batch_voxels": (1, 1 << 20),
     "eval_batch_voxels": (1, 1 << 22),
+    "max_components": (1, 256),
 }
 _FLOAT_BOUNDS = {
     "target_ratio": (1.0001, 1e6),
@@ -85,17 +97,20 @@ _FLOAT_BOUNDS = {
     "mean_step": (1e-9, 1e9),
     "weight_bits_target": (1.0, 32.0),
     "table_bits_target": (0.5, 32.0),
+    "background_step": (1.0, 65535.0),
 }
 _BOOLS = ("voxel_table",)
 _CHOICES = {
     "optimizer": ("adamax", "adam"),
     "lr_schedule": ("constant", "cosine"),
+    "model": ("network", "factor"),
 }
 _TEXT = ("name", "description")
 KEYS = frozenset(_INT_BOUNDS) | frozenset(_FLOAT_BOUNDS) | frozenset(_CHOICES) | {
     "mlp_width", *_TEXT, *_BOOLS}
 #: keys added after the first files were written, with the value older files imply
-LATER_KEYS = {"voxel_table": False, "table_bits_target": 5.0}
+LATER_KEYS = {"voxel_table": False, "table_bits_target": 5.0, "model": "network",
+              "max_components": 64, "background_step": 1.0}
 
 
 def available_presets():

@@ -62,17 +62,24 @@ def _unmosaic(img, shape):
     return img.reshape(y, z, x).transpose(2, 0, 1)
 
 
-def encode_mean_frame(mean, step):
+def encode_mean_frame(mean, step, mask=None, background_step=1):
     """Quantise the mean frame with ``step`` and code it losslessly with JPEG XL.
 
-    Returns ``(payload, lo, decoded)`` where ``decoded`` is the mean frame the
-    decoder will see (float64), so the caller can fit the network to the
-    residual around it.
+    Outside ``mask`` the integer levels are rounded further to multiples of
+    ``background_step`` (an integer >= 1), which costs the decoder nothing to
+    undo. Returns ``(payload, lo, decoded)`` where ``decoded`` is the mean
+    frame the decoder will see (float64), so the caller can fit the series
+    model to the residual around it.
     """
     import imagecodecs
 
     lo = float(mean.min())
-    q = np.clip(np.round((mean - lo) / step), 0, 65535).astype(np.uint16)
+    q = np.clip(np.round((mean - lo) / step), 0, 65535)
+    background_step = int(round(background_step))
+    if mask is not None and background_step > 1:
+        outside = ~np.asarray(mask, dtype=bool)
+        q[outside] = np.clip(np.round(q[outside] / background_step) * background_step, 0, 65535)
+    q = q.astype(np.uint16)
     payload = imagecodecs.jpegxl_encode(_mosaic(q), lossless=True, effort=7)
     return bytes(payload), lo, lo + q.astype(np.float64) * step
 

@@ -100,7 +100,7 @@ def write_nifti(path, values, desc, source):
     data = bytes(blob)
     if os.fspath(path).endswith(".gz"):
         buf = io.BytesIO()
-        with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as gz:
+        with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=1, mtime=0) as gz:
             gz.write(data)
         data = buf.getvalue()
     write_atomic(path, data)
