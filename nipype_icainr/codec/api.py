@@ -19,8 +19,6 @@ from .errors import ICAINRError
 MAX_AXIS = 4096
 MAX_VOXELS = 1 << 31
 WEIGHT_TAG, MASK_TAG, MEAN_TAG, FACTOR_TAG = "WGHT", "MASK", "MEAN", "FACT"
-#: the factorization's K grid (searched up to ``max_components``)
-COMPONENT_GRID = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 def software_versions():
@@ -223,10 +221,9 @@ def _compress_factor(residual, mask, cfg, target_bytes, header_for, sections, da
 
     board = factor.Checkerboard(mask)
     maps, _ = factor.principal_basis(residual, k_max)
-    grid = [k for k in COMPONENT_GRID if k < k_max] + [k_max]
     # many small products: one BLAS thread measured 2x faster than two here
     with threadpool_limits(limits=1, user_api="blas"):
-        fit = factor.fit_to_budget(residual, maps, budget, board, grid)
+        fit = factor.fit_to_budget(residual, maps, budget, board)
     arch["n_components"] = fit["n_components"]
     info_ = dict(data_info, step=fit["step"])
     blob = pack(header_for([], arch, info_), dict(sections, **{FACTOR_TAG: fit["payload"]}))
@@ -465,7 +462,8 @@ def decode_array(in_file, device="auto"):
         approx = _decode_factor(sections, arch, data, mask, in_file)
     else:
         approx = _decode_network(sections, header, arch, data, cfg, mask, device, in_file)
-    values = np.repeat(mean[..., None], shape[3], axis=-1)
+    values = np.empty(tuple(shape), dtype=np.float64)
+    values[...] = mean[..., None]
     values[mask] += approx
     return values, desc
 

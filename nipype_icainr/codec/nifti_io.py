@@ -64,11 +64,15 @@ def header_from_description(desc, source):
 def to_stored_values(values, dtype, slope, inter):
     """Physical values -> the stored dtype (rounded and clipped for integer types)."""
     dtype = np.dtype(dtype)
+    if slope is None:
+        raw = np.array(values, dtype=np.float64)
+    else:  # one temporary, then in place: these arrays are hundreds of MB
+        raw = np.subtract(values, inter, dtype=np.float64)
+        raw /= slope
     if dtype.kind in "iu":
-        raw = values if slope is None else (values - inter) / slope
         info = np.iinfo(dtype)
-        return np.clip(np.rint(raw), info.min, info.max).astype(dtype)
-    raw = values if slope is None else (values - inter) / slope
+        np.rint(raw, out=raw)
+        np.clip(raw, info.min, info.max, out=raw)
     return raw.astype(dtype)
 
 
