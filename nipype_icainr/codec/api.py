@@ -223,7 +223,7 @@ def _compress_factor(residual, mask, cfg, target_bytes, header_for, sections, da
     maps, _ = factor.principal_basis(residual, k_max)
     # many small products: one BLAS thread measured 2x faster than two here
     with threadpool_limits(limits=1, user_api="blas"):
-        fit = factor.fit_to_budget(residual, maps, budget, board)
+        fit = factor.fit_to_budget(residual, maps, budget, board, cfg["psnr_slack_db"])
     arch["n_components"] = fit["n_components"]
     info_ = dict(data_info, step=fit["step"])
     blob = pack(header_for([], arch, info_), dict(sections, **{FACTOR_TAG: fit["payload"]}))

@@ -58,6 +58,10 @@ model : "network" or "factor"
     ``factor.py``). Only ``max_components`` and the mean-frame keys apply.
 max_components : int, 1..256
     Largest K the factorization search may choose.
+psnr_slack_db : float >= 0
+    The factorization keeps the fewest components whose PSNR at the budget is
+    within this many dB of the best K's (0 = best PSNR). Fewer components at a
+    finer step measured better GLM t-maps and connectivity for a little PSNR.
 background_step : float >= 1
     Mean-frame step outside the brain mask, in multiples of ``mean_step``. The
     series outside the mask is not coded (the decoder writes the mean frame
@@ -98,6 +102,7 @@ _FLOAT_BOUNDS = {
     "weight_bits_target": (1.0, 32.0),
     "table_bits_target": (0.5, 32.0),
     "background_step": (1.0, 65535.0),
+    "psnr_slack_db": (0.0, 10.0),
 }
 _BOOLS = ("voxel_table",)
 _CHOICES = {
@@ -110,7 +115,8 @@ KEYS = frozenset(_INT_BOUNDS) | frozenset(_FLOAT_BOUNDS) | frozenset(_CHOICES) |
     "mlp_width", *_TEXT, *_BOOLS}
 #: keys added after the first files were written, with the value older files imply
 LATER_KEYS = {"voxel_table": False, "table_bits_target": 5.0, "model": "network",
-              "max_components": 64, "background_step": 1.0}
+              "max_components": 64, "background_step": 1.0,
+              "psnr_slack_db": 0.0}
 
 
 def available_presets():

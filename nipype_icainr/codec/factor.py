@@ -400,13 +400,16 @@ def survey_step(series, maps, step, board, energy):
     return sizes, sse
 
 
-def fit_to_budget(series, maps, budget, board, n_survey=7):
-    """Best (K, step) whose section fits ``budget`` bytes: least squared error wins.
+def fit_to_budget(series, maps, budget, board, psnr_slack_db=0.0, n_survey=7):
+    """Best (K, step) whose section fits ``budget`` bytes.
+
+    The least squared error wins when ``psnr_slack_db`` is 0; otherwise the
+    fewest components whose error is within that many dB of the least.
 
     1. Survey: at a few steps spanning the useful range, the size and error of
        every K at once (``survey_step``).
     2. For each K, interpolate (log-log in the step) the step at which its size
-       meets the budget and the error there; keep the K with the least error.
+       meets the budget and the error there; keep the K chosen as above.
     3. Secant search of that K's step on real encodings until the section is
        within 0.6 % under budget.
     Returns the winning ``code_at_step`` dict, or the smallest attempt when
@@ -428,7 +431,7 @@ def fit_to_budget(series, maps, budget, board, n_survey=7):
     steps = np.array([t[0] for t in table])
     sizes = np.array([t[1] for t in table])  # (n_steps, K)
     errs = np.array([t[2] for t in table])
-    best_k, best_err, best_step = None, np.inf, None
+    at_budget = {}  # K -> (interpolated error, log step) where its size meets the budget
     for k in range(k_max):
         s_k = np.log(sizes[:, k])
         inside = np.flatnonzero(s_k <= math.log(budget))
@@ -439,14 +442,18 @@ def fit_to_budget(series, maps, budget, board, n_survey=7):
         if outside.size:
             j = outside[np.argmax(steps[outside])]
             frac = (math.log(budget) - s_k[i]) / (s_k[j] - s_k[i])
-            ls = steps[i] + frac * (steps[j] - steps[i])
-            err = errs[i, k] + frac * (errs[j, k] - errs[i, k])
+            at_budget[k + 1] = (errs[i, k] + frac * (errs[j, k] - errs[i, k]),
+                                steps[i] + frac * (steps[j] - steps[i]))
         else:  # fits even at the finest surveyed step
-            ls, err = steps[i], errs[i, k]
-        if err < best_err:
-            best_k, best_err, best_step = k + 1, err, ls
-    if best_k is None:
+            at_budget[k + 1] = (errs[i, k], steps[i])
+    if not at_budget:
         return code_at_step(series, maps[:, :1], math.exp(steps.max()), board, energy)
+    # the fewest components within psnr_slack_db of the least error: past the
+    # knee, more components at a coarser step buy little PSNR and cost the
+    # GLM t-maps and connectivity (measured on the studyforrest run)
+    least = min(err for err, _ in at_budget.values())
+    best_k = min(k for k, (err, _) in at_budget.items() if err <= least * 10 ** (psnr_slack_db / 10))
+    best_step = at_budget[best_k][1]
     fit, smallest = _fit_step(series, maps[:, :best_k], budget, board, math.exp(best_step),
                               energy)
     return fit if fit is not None else smallest
