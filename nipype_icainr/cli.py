@@ -1,4 +1,4 @@
-"""The ``icainr`` command: compress, decompress, info.
+"""The ``icainr`` command: compress, decompress, info, bench.
 
 Errors about inputs and outputs print one line (``icainr: error: FILE: problem``)
 and exit with status 2; set ``ICAINR_DEBUG=1`` to see a traceback instead.
@@ -20,6 +20,37 @@ def _positive_float(text):
     if not value > 1.0:
         raise argparse.ArgumentTypeError(f"must be above 1, got {text}")
     return value
+
+
+def _ratio_list(text):
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        values.append(_positive_float(part))
+    if not values:
+        raise argparse.ArgumentTypeError(f"no ratio in {text!r}")
+    return values
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _tag(text):
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,80}", text):
+        raise argparse.ArgumentTypeError(
+            f"use letters, digits, '.', '_' or '-' (at most 80), got {text!r}")
+    return text
 
 
 def build_parser():
@@ -56,6 +87,29 @@ def build_parser():
     inf = sub.add_parser("info", help="header, ratio and section sizes of an .icainr file")
     inf.add_argument("in_file", metavar="IN.icainr")
     inf.add_argument("--json", action="store_true", help="print everything as JSON")
+
+    ben = sub.add_parser(
+        "bench", help="rate-distortion and downstream-fidelity benchmark against peer codecs",
+        description="Compress BOLD with ICA-INR and peer compressors at each target ratio "
+                    "(knobs searched to the ratio), then report ratio, PSNR, SSIM, FLA, FCA, "
+                    "CTA, time and peak memory as CSV, Markdown, JSON and PNG plots.")
+    ben.add_argument("in_file", metavar="BOLD.nii.gz", help="4D NIfTI run")
+    ben.add_argument("--events", metavar="events.tsv",
+                     help="BIDS events of the run (first-level analysis, FLA)")
+    ben.add_argument("--ratios", type=_ratio_list, default=[100.0, 200.0], metavar="R[,R...]",
+                     help="target ratios, comma separated (default: 100,200)")
+    ben.add_argument("--methods", default="all", metavar="all|M[,M...]",
+                     help="icainr, icainr-paper (CUDA only), gzip, zstd, sz3, zfp, jpeg2k, "
+                          "h264, h265, svd, siren, nerf (default: all)")
+    ben.add_argument("--out-dir", default=os.path.join("benchmarks", "results"),
+                     help="where bench_<tag>.{csv,md,json,png} go (default: benchmarks/results)")
+    ben.add_argument("--haxby", metavar="DIR",
+                     help="Haxby slice directory (bold.nii.gz, mask.nii.gz, "
+                          "attributes_literal.txt) for decoding (CTA)")
+    ben.add_argument("--inr-steps", type=_positive_int, default=300, metavar="N",
+                     help="training steps of the SIREN and NeRF baselines (default: 300)")
+    ben.add_argument("--tag", type=_tag, help="output name bench_<tag>.* "
+                                             "(default: the input file's name)")
     return parser
 
 
@@ -74,7 +128,8 @@ def _cmd_compress(args):
     print(f"  ratio {res['ratio']:.1f} (raw {res['raw_bytes']:,}-byte array in its stored dtype)"
           f"; {res['ratio_disk']:.1f} against the input file on disk")
     if res["psnr"] is not None:
-        print(f"  PSNR {res['psnr']:.2f} dB, SSIM {res['ssim']:.4f} (brain mask, "
+        ssim = "n/a (an axis under 3 voxels)" if res["ssim"] is None else f"{res['ssim']:.4f}"
+        print(f"  PSNR {res['psnr']:.2f} dB, SSIM {ssim} (brain mask, "
               f"{res['n_voxels']:,} voxels)")
     a = res["arch"]
     model = (f"factorization K={a['n_components']}" if a.get("model") == "factor"
@@ -123,12 +178,41 @@ def _cmd_info(args):
     print("  software  " + ", ".join(f"{k} {v}" for k, v in (res["software"] or {}).items()))
 
 
+def _cmd_bench(args):
+    import shlex
+
+    from .bench.methods import parse_methods
+    from .bench.runner import run_bench
+    from .codec.errors import ICAINRError
+
+    try:
+        methods = parse_methods(args.methods)
+    except ValueError as exc:
+        raise ICAINRError(None, f"--methods: {exc}") from None
+    for path, what in ((args.events, "events"), (args.haxby, "haxby")):
+        if path is not None and not (os.path.isdir(path) if what == "haxby"
+                                     else os.path.isfile(path)):
+            raise ICAINRError(path, f"no such {'directory' if what == 'haxby' else 'file'}")
+    command = "icainr " + " ".join(shlex.quote(a) for a in args.argv)
+    try:
+        res = run_bench(args.in_file, events=args.events, ratios=args.ratios, methods=methods,
+                        out_dir=args.out_dir, haxby=args.haxby, inr_steps=args.inr_steps,
+                        tag=args.tag, command=command)
+    except ValueError as exc:
+        raise ICAINRError(None, str(exc).splitlines()[0] if str(exc) else "invalid input") \
+            from None
+    for path in res["paths"].values():
+        print(f"wrote {path}")
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     from .codec.errors import ICAINRError
 
-    handlers = {"compress": _cmd_compress, "decompress": _cmd_decompress, "info": _cmd_info}
+    handlers = {"compress": _cmd_compress, "decompress": _cmd_decompress, "info": _cmd_info,
+                "bench": _cmd_bench}
     try:
         handlers[args.command](args)
     except ICAINRError as exc:

@@ -1,0 +1,265 @@
+"""``icainr bench``: the peers' round trips and knob search, the reference cache, the CLI."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nipype_icainr import metrics
+from nipype_icainr.bench import make_method
+from nipype_icainr.bench.data import load_input
+from nipype_icainr.bench.search import (OutOfReach, TOLERANCE, bisect_continuous,
+                                        largest_integer)
+
+from .conftest import TINY, save_with_scaling, synthetic_bold
+
+TARGET = 12.0
+LOSSY = ["sz3", "zfp", "jpeg2k", "h264", "h265", "svd"]
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A 12x14x8x24 int16 run with scaling (slope 2.5, intercept 10), as the loader sees it."""
+    img, raw = synthetic_bold(shape=(12, 14, 8, 24), seed=3)
+    path = tmp_path_factory.mktemp("bench") / "small_bold.nii.gz"
+    save_with_scaling(img, raw, str(path))
+    return load_input(str(path))
+
+
+def _events(path):
+    """Two block conditions over the 48-volume (96 s) fixture."""
+    rows = [(8.0 + 32 * i + (0 if c == "body" else 16), 10.0, c)
+            for i in range(3) for c in ("body", "face")]
+    pd.DataFrame(rows, columns=["onset", "duration", "trial_type"]).to_csv(
+        path, sep="\t", index=False)
+    return str(path)
+
+
+def _haxby_dir(path):
+    """A Haxby-like single-slice run: 12 runs x 24 volumes (8 categories x 2, 8 rest),
+    each category a spatial pattern plus noise, with its mask and attributes file."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(7)
+    cats = ["bottle", "cat", "chair", "face", "house", "scissors", "scrambledpix", "shoe"]
+    patterns = {c: rng.normal(0, 1, (10, 8, 1)) for c in cats}
+    vols, lines = [], []
+    for run in range(12):
+        order = ["rest"] * 8 + cats * 2
+        rng.shuffle(order)
+        for label in order:
+            signal = patterns[label] * 12.0 if label != "rest" else 0.0
+            vols.append(800.0 + signal + rng.normal(0, 8.0, (10, 8, 1)))
+            lines.append(f"{label} {run}")
+    data = np.clip(np.rint(np.stack(vols, axis=-1)), -32768, 32767).astype(np.int16)
+    path.mkdir()
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_zooms((3.0, 3.0, 3.0, 2.5))
+    img.to_filename(str(path / "bold.nii.gz"))
+    mask = np.zeros((10, 8, 1), np.int16)
+    mask[1:9, 1:7] = 1
+    nib.Nifti1Image(mask, affine).to_filename(str(path / "mask.nii.gz"))
+    (path / "attributes_literal.txt").write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _quality(inp):
+    return lambda d: metrics.psnr(inp.data, inp.as_written(d), inp.mask)
+
+
+@pytest.mark.parametrize("name", ["gzip", "zstd"])
+def test_lossless_peers_are_exact(small, name):
+    method = make_method(name, small.context())
+    blob = method.encode(small.data, small.mask, {})
+    out = method.decode(blob)
+    assert out.shape == small.shape and out.dtype == np.float64
+    assert np.array_equal(out, small.data)  # bit-exact, scaling included
+    assert small.raw_bytes / len(blob) > 1.5
+
+
+@pytest.mark.parametrize("name", LOSSY)
+def test_lossy_peer_search_lands_on_the_ratio(small, name):
+    method = make_method(name, small.context())
+    choice = method.search(small.data, small.mask, TARGET, small.raw_bytes, _quality(small))
+    blob = method.encode(small.data, small.mask, choice.knob)
+    if name == "h265":  # libx265's size varies by a few bytes between runs
+        assert abs(len(blob) - choice.n_bytes) <= 0.01 * choice.n_bytes
+    else:  # deterministic: the child re-encodes the same bytes
+        assert len(blob) == choice.n_bytes
+    ratio = metrics.compression_ratio(small.raw_bytes, len(blob))
+    assert ratio >= TOLERANCE * TARGET
+    out = method.decode(blob)
+    assert out.shape == small.shape and np.isfinite(out).all()
+    assert 20.0 < _quality(small)(out) < float("inf")
+    assert choice.evaluations and all("bytes" in e for e in choice.evaluations)
+
+
+def test_video_uses_the_highest_bit_depths():
+    from nipype_icainr.bench.video import pick_format
+
+    assert pick_format("libx265") == ("gray12le", 12)
+    assert pick_format("libx264")[1] == 10
+
+
+@pytest.mark.parametrize("name", ["siren", "nerf"])
+def test_inr_baselines_fit_the_budget(small, name):
+    method = make_method(name, dict(small.context(), inr_steps=5))
+    choice = method.search(small.data, small.mask, TARGET, small.raw_bytes, _quality(small))
+    blob = method.encode(small.data, small.mask, choice.knob)
+    assert metrics.compression_ratio(small.raw_bytes, len(blob)) >= TOLERANCE * TARGET
+    assert method.last_info["steps"] == 5 and method.last_info["seconds_per_step"] > 0
+    out = method.decode(blob)
+    assert out.shape == small.shape and np.isfinite(out).all()
+    assert (out[~small.mask] == 0).all()
+    # the decoded brain stays within the (normalised) data range it was fitted to
+    inside = out[small.mask]
+    lo, hi = small.data[small.mask].min(), small.data[small.mask].max()
+    assert inside.min() > lo - (hi - lo) and inside.max() < hi + (hi - lo)
+
+
+def test_icainr_adapter_round_trip(bold_file, tmp_path):
+    from nipype_icainr.codec.api import decode_array
+
+    inp = load_input(bold_file)
+    method = make_method("icainr", dict(inp.context(), icainr_config=TINY))
+    choice = method.search(inp.data, inp.mask, 20.0, inp.raw_bytes, None)
+    assert choice.knob == {"ratio": 20.0} and choice.n_bytes is None
+    blob = method.encode(inp.data, inp.mask, choice.knob)
+    ratio = inp.raw_bytes / len(blob)
+    assert ratio == pytest.approx(method.last_info["codec_ratio"])
+    assert ratio >= 0.9 * 20.0
+    out = method.decode(blob)
+    assert out.shape == inp.shape
+    path = tmp_path / "same.icainr"
+    path.write_bytes(blob)
+    np.testing.assert_array_equal(out, decode_array(str(path))[0])
+    with pytest.raises(ValueError):
+        method.encode(inp.data[..., :10], inp.mask, choice.knob)
+
+
+def test_search_rule():
+    # size falls as the knob grows (an error bound): the smallest fitting value wins
+    evals = []
+    value, blob = bisect_continuous(lambda v: b"x" * int(1000 / v), 0.01, 100.0, 50,
+                                    size_grows=False, log=True, iters=30, evaluations=evals)
+    assert len(blob) <= 50 and value == pytest.approx(1000 / 51, rel=1e-3)
+    assert len(evals) == 32
+    # size grows with the knob (a PSNR target)
+    value, blob = bisect_continuous(lambda v: b"x" * int(v), 1.0, 100.0, 42.5, iters=30)
+    assert len(blob) == 42 and 42 <= value < 43.5
+    with pytest.raises(OutOfReach):
+        bisect_continuous(lambda v: b"x" * 100, 1.0, 2.0, 10)
+    # integer knob: the largest value that fits, as a full scan would give
+    for budget in (7, 30, 64, 65, 1000):
+        k, blob = largest_integer(lambda r: b"x" * (3 * r + 4), 1, 300, budget)
+        assert k == max(r for r in range(1, 301) if 3 * r + 4 <= budget)
+    with pytest.raises(OutOfReach):
+        largest_integer(lambda r: b"x" * (3 * r + 4), 1, 300, 6)
+
+
+def test_reference_cache_agrees_with_metrics(bold_file, tmp_path):
+    from nipype_icainr.bench.metrics_cache import Reference
+
+    inp = load_input(bold_file)
+    events = pd.read_csv(_events(tmp_path / "events.tsv"), sep="\t")
+    ref = Reference(inp, events, n_parcels=12)
+    rng = np.random.default_rng(0)
+    noisy = inp.as_written(inp.data + rng.normal(0, 20.0, inp.shape))
+    orig_img, dec_img = inp.image_of(inp.data), inp.image_of(noisy)
+    fla = ref.fla(dec_img)
+    direct = metrics.fla_residuals(orig_img, dec_img, events, inp.tr, ref.mask_img)
+    assert fla["mean_abs_dt"] == pytest.approx(direct["mean_abs_dt"], rel=1e-9)
+    assert fla["per_condition"]["body"]["std_abs_dt"] == pytest.approx(
+        direct["per_condition"]["body"]["std_abs_dt"], rel=1e-9)
+    fca = ref.fca(dec_img)
+    direct = metrics.fca_residuals(orig_img, dec_img, ref.mask_img, labels_img=ref.labels_img)
+    assert fca["mean_abs_dr"] == pytest.approx(direct["mean_abs_dr"], rel=1e-9)
+    assert fca["n_regions"] == direct["n_regions"] == 12
+    assert fca["mean_abs_dr"] > 0 and fla["mean_abs_dt"] > 0
+
+
+def _read_csv(path):
+    with open(path) as fh:
+        return {(r["method"], r["target_ratio"]): r for r in csv.DictReader(fh)}
+
+
+def test_cli_bench_writes_consistent_tables(bold_file, tmp_path):
+    from nipype_icainr.cli import main
+
+    out = tmp_path / "out"
+    events = _events(tmp_path / "events.tsv")
+    haxby = _haxby_dir(tmp_path / "haxby")
+    argv = ["bench", bold_file, "--events", events, "--methods", "gzip,zstd,svd,zfp",
+            "--ratios", "10", "--out-dir", str(out), "--tag", "t1", "--haxby", haxby]
+    assert main(argv) == 0
+    rows = _read_csv(out / "bench_t1.csv")
+    assert set(rows) == {("original", ""), ("gzip", ""), ("zstd", ""), ("svd", "10.0"),
+                         ("zfp", "10.0")}
+    raw = 18 * 20 * 10 * 48 * 2  # int16 fixture
+    assert int(rows[("original", "")]["bytes"]) == raw
+    for key, row in rows.items():
+        ratio, n = float(row["ratio"]), int(row["bytes"])
+        assert ratio == pytest.approx(raw / n, rel=1e-5), key
+        if key[0] == "original":
+            continue
+        assert float(row["compress_s"]) > 0 and float(row["decompress_s"]) > 0
+        assert float(row["compress_peak_mb"]) > 10 and float(row["decompress_peak_mb"]) > 10
+        if key[1] == "":  # lossless
+            assert row["psnr"] == "inf" and float(row["ssim"]) == 1.0
+            assert float(row["fla_mean"]) == 0.0 and float(row["fca_mean"]) == 0.0
+            assert float(row["fla_body_mean"]) == 0.0
+        else:
+            assert ratio >= TOLERANCE * 10.0
+            assert 20.0 < float(row["psnr"]) < 200.0 and 0.0 < float(row["ssim"]) < 1.0
+            assert float(row["fla_mean"]) > 0 and float(row["fla_body_mean"]) > 0
+            assert 0.0 < float(row["fca_mean"]) < 1.0
+    assert float(rows[("zstd", "")]["ratio"]) > float(rows[("gzip", "")]["ratio"]) * 0.9
+    # CTA on the Haxby-like slice: lossless methods decode exactly like the original
+    cta = ["cta_face_house_acc", "cta_face_house_auc", "cta_all8_acc", "cta_all8_auc"]
+    original = rows[("original", "")]
+    assert float(original["cta_face_house_acc"]) > 0.9  # the patterns are easy to tell apart
+    assert float(original["cta_all8_acc"]) > 0.5  # chance is 1/8
+    for key in (("gzip", ""), ("zstd", "")):
+        assert [rows[key][c] for c in cta] == [original[c] for c in cta]
+    for key in (("svd", "10.0"), ("zfp", "10.0")):
+        assert float(rows[key]["haxby_ratio"]) >= TOLERANCE * 10.0
+        assert all(0.0 <= float(rows[key][c]) <= 1.0 for c in cta)
+        assert rows[key]["haxby_knob"]
+    assert float(rows[("gzip", "")]["haxby_ratio"]) > 1.0
+    md = (out / "bench_t1.md").read_text().splitlines()
+    assert md[0] == "# icainr bench: t1"
+    assert md[2].startswith("- command: `icainr bench ") and "--methods gzip,zstd,svd,zfp" in md[2]
+    assert md[4].startswith("- machine: ") and "CPUs" in md[4]
+    assert any("CTA data:" in line for line in md)
+    assert any(line.startswith("| method |") for line in md)
+    record = json.loads((out / "bench_t1.json").read_text())
+    assert [r["method"] for r in record["rows"]] == ["original", "gzip", "zstd", "svd", "zfp"]
+    assert record["meta"]["input"]["raw_bytes"] == raw
+    svd = next(r for r in record["rows"] if r["method"] == "svd")
+    assert svd["ratio"] == pytest.approx(raw / svd["bytes"])
+    for suffix in ("psnr", "fla", "fca", "cta"):
+        png = out / f"bench_t1_{suffix}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in os.listdir(out) if p.startswith(".tmp-")]  # atomic writes
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--methods", "gzip,bogus"], "unknown method(s) bogus"),
+    (["--events", "/nonexistent/events.tsv"], "no such file"),
+    (["--ratios", "0.5"], "must be above 1"),
+])
+def test_cli_bench_errors_are_one_line(bold_file, tmp_path, capsys, extra, message):
+    from nipype_icainr.cli import main
+
+    argv = ["bench", bold_file, "--out-dir", str(tmp_path)] + extra
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert message in err[-1] and err[-1].startswith("icainr")
