@@ -180,7 +180,8 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
             recon = to_stored_values(recon, desc["dtype"], desc["scl_slope"], desc["scl_inter"])
             recon = recon * slope + (desc["scl_inter"] or 0.0)
         psnr = metrics.psnr(orig, recon, mask)
-        ssim = metrics.ssim(orig, recon, mask)
+        # 3D SSIM needs 3 voxels along every axis (not a single slice)
+        ssim = metrics.ssim(orig, recon, mask) if min(shape[:3]) >= 3 else None
         del orig, recon
 
     write_atomic(out_file, blob)
@@ -213,10 +214,11 @@ def _compress_factor(residual, mask, cfg, target_bytes, header_for, sections, da
     probe = dict(data_info, step=1.0)
     overhead = len(pack(header_for([], arch, probe), dict(sections, **{FACTOR_TAG: b""})))
     budget = target_bytes - overhead - 64  # the step's digits may grow the header
-    if budget < 64 + 40 * n_t:
+    floor = 64 + 2 * n_t + n_vox // 8  # one coarse component
+    if budget < floor:
         raise ICAINRError(in_file, f"ratio {raw_bytes / target_bytes:g} is out of reach: the "
-                                   f"mask and mean frame alone need a ratio below "
-                                   f"{raw_bytes / (overhead + 64 + 40 * n_t):.1f}")
+                                   f"mask, mean frame and one coarse component need a ratio "
+                                   f"below {raw_bytes / (overhead + floor):.1f}")
     from threadpoolctl import threadpool_limits
 
     board = factor.Checkerboard(mask)

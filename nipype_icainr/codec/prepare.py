@@ -49,8 +49,8 @@ def load_bold(path):
     shape = img.shape
     if len(shape) != 4:
         raise ICAINRError(path, f"expected a 4D image (x, y, z, t), got shape {tuple(shape)}")
-    if min(shape[:3]) < 2:
-        raise ICAINRError(path, f"each spatial axis needs at least 2 voxels, got {shape[:3]}")
+    if min(shape[:3]) < 1:
+        raise ICAINRError(path, f"the image has an empty spatial axis, shape {shape[:3]}")
     if shape[3] < MIN_TIMEPOINTS:
         raise ICAINRError(path, f"needs at least {MIN_TIMEPOINTS} volumes, got {shape[3]}")
     dtype = img.get_data_dtype()
