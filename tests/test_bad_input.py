@@ -193,7 +193,7 @@ def test_bad_config_file(bold_file, tmp_path, capsys):
 def test_crc_is_what_guards_payloads():
     blob = container.pack({"a": 1}, {"WGHT": b"0123456789"})
     header, sections, version = container.unpack(blob, "x")
-    assert header == {"a": 1} and sections == {"WGHT": b"0123456789"} and version == 1
+    assert header == {"a": 1} and sections == {"WGHT": b"0123456789"} and version == container.FORMAT_VERSION
     assert zlib.crc32(b"0123456789") == struct.unpack_from("<I", blob, len(blob) - 14)[0]
 
 

@@ -30,9 +30,9 @@ import zlib
 from .errors import ICAINRError
 
 MAGIC = b"\x89ICAINR\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the FACT section (factor model)
 #: versions this decoder reads
-READABLE_VERSIONS = (1,)
+READABLE_VERSIONS = (1, 2)
 MAX_HEADER_BYTES = 1 << 20
 MAX_SECTIONS = 64
 MAX_FILE_BYTES = 1 << 34

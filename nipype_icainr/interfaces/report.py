@@ -127,9 +127,13 @@ class QCReport(SimpleInterface):
         sections.insert(0, {"title": "Images", "rows": [], "text": "",
                             "figures": [report.embed_png(figures["slices"], "central slices"),
                                         report.embed_png(figures["timeseries"], "time series")]})
+        arch = meta["arch"]
+        model = (["model", f"coded factorization, K={arch['n_components']} maps x patterns"]
+                 if arch.get("model") == "factor" else
+                 ["network", f"K={arch['n_components']}, MLP {arch['mlp_layers']}x"
+                             f"{arch['mlp_width']}"])
         sections.append({"title": "Codec", "rows": [
-            ["network", f"K={meta['arch']['n_components']}, MLP {meta['arch']['mlp_layers']}x"
-                        f"{meta['arch']['mlp_width']}"],
+            model,
             ["preset", str(meta["config"].get("name"))], ["seed", str(meta["seed"])],
             ["sections", ", ".join(f"{k} {v:,} B" for k, v in meta["sections"].items())]],
             "figures": []})
