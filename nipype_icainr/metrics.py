@@ -147,6 +147,21 @@ def fla_residuals(original_img, decoded_img, events, t_r, mask_img, conditions=N
     mask = np.asarray(_load(mask_img).dataobj).astype(bool)
     t_orig = first_level_tmaps(original_img, events, t_r, mask_img, conditions)
     t_dec = first_level_tmaps(decoded_img, events, t_r, mask_img, list(t_orig))
+    return dict(fla_from_tmaps(t_orig, t_dec, mask),
+                tmaps={c: (t_orig[c], t_dec[c]) for c in t_orig})
+
+
+def fla_from_tmaps(t_orig, t_dec, mask):
+    """``fla_residuals``' figures from two dicts of t-maps.
+
+    Returns
+    -------
+    dict
+        ``mean_abs_dt``, ``std_abs_dt`` pooled over every (condition, voxel in
+        ``mask``), and ``per_condition`` with both figures per condition plus
+        the original's peak ``|t|``.
+    """
+    mask = np.asarray(mask, bool)
     per, pooled = {}, []
     for cond in t_orig:
         diff = np.abs(t_orig[cond][mask] - t_dec[cond][mask])
@@ -155,7 +170,7 @@ def fla_residuals(original_img, decoded_img, events, t_r, mask_img, conditions=N
                      "max_abs_t_original": float(np.abs(t_orig[cond][mask]).max())}
     pooled = np.concatenate(pooled)
     return {"mean_abs_dt": float(pooled.mean()), "std_abs_dt": float(pooled.std()),
-            "per_condition": per, "tmaps": {c: (t_orig[c], t_dec[c]) for c in t_orig}}
+            "per_condition": per}
 
 
 def region_signals(img, mask_img, labels_img=None, coords=None, radius=6.0):
@@ -214,6 +229,16 @@ def fca_residuals(original_img, decoded_img, mask_img, labels_img=None, coords=N
         raise ValueError("give labels_img or coords")
     s_orig = region_signals(original_img, mask_img, labels_img, coords, radius)
     s_dec = region_signals(decoded_img, mask_img, labels_img, coords, radius)
+    return fca_from_signals(s_orig, s_dec)
+
+
+def fca_from_signals(s_orig, s_dec):
+    """``fca_residuals``' figures from two (T, R) region-signal arrays.
+
+    Regions constant in either run are dropped from both; ``|dr|`` is taken over
+    the R(R-1)/2 pairs above the diagonal of the Pearson correlation matrices.
+    """
+    s_orig, s_dec = np.asarray(s_orig), np.asarray(s_dec)
     keep = (s_orig.std(axis=0) > 0) & (s_dec.std(axis=0) > 0)
     if keep.sum() < 2:
         raise ValueError("fewer than two regions have signal")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from nipype_icainr import metrics
-from nipype_icainr.bench.metrics_cache import fca_from_signals
+from nipype_icainr.metrics import fca_from_signals
 
 
 def test_psnr_of_a_constant_error():

@@ -6,56 +6,14 @@ methods and several ratios that is most of the benchmark's time. ``Reference``
 keeps the original's t-maps, its k-means parcellation and its region signals,
 and ``fla``/``fca`` compare a decoded run with them using the same metric
 functions (``first_level_tmaps``, ``region_signals``) and the same definitions
-as ``fla_residuals``/``fca_residuals`` (``fla_from_tmaps``,
-``fca_from_signals``; the tests check that both routes agree).
+as ``fla_residuals``/``fca_residuals`` (``metrics.fla_from_tmaps``,
+``metrics.fca_from_signals``; the tests check that both routes agree).
 """
-
-import numpy as np
 
 from .. import metrics
 
 #: k-means parcels of the original (the runs are in native space: no coordinate atlas)
 N_PARCELS = 39
-
-
-def fla_from_tmaps(t_orig, t_dec, mask):
-    """``fla_residuals``' figures from two dicts of t-maps.
-
-    Returns
-    -------
-    dict
-        ``mean_abs_dt``, ``std_abs_dt`` pooled over every (condition, voxel in
-        ``mask``), and ``per_condition`` with both figures per condition plus
-        the original's peak ``|t|``.
-    """
-    mask = np.asarray(mask, bool)
-    per, pooled = {}, []
-    for cond in t_orig:
-        diff = np.abs(t_orig[cond][mask] - t_dec[cond][mask])
-        pooled.append(diff)
-        per[cond] = {"mean_abs_dt": float(diff.mean()), "std_abs_dt": float(diff.std()),
-                     "max_abs_t_original": float(np.abs(t_orig[cond][mask]).max())}
-    pooled = np.concatenate(pooled)
-    return {"mean_abs_dt": float(pooled.mean()), "std_abs_dt": float(pooled.std()),
-            "per_condition": per}
-
-
-def fca_from_signals(s_orig, s_dec):
-    """``fca_residuals``' figures from two (T, R) region-signal arrays.
-
-    Regions constant in either run are dropped from both; ``|dr|`` is taken over
-    the R(R-1)/2 pairs above the diagonal of the Pearson correlation matrices.
-    """
-    s_orig, s_dec = np.asarray(s_orig), np.asarray(s_dec)
-    keep = (s_orig.std(axis=0) > 0) & (s_dec.std(axis=0) > 0)
-    if keep.sum() < 2:
-        raise ValueError("fewer than two regions have signal")
-    r_o = np.corrcoef(s_orig[:, keep].T)
-    r_d = np.corrcoef(s_dec[:, keep].T)
-    iu = np.triu_indices(r_o.shape[0], k=1)
-    diff = np.abs(r_o[iu] - r_d[iu])
-    return {"mean_abs_dr": float(diff.mean()), "std_abs_dr": float(diff.std()),
-            "n_regions": int(keep.sum()), "r_original": r_o, "r_decoded": r_d}
 
 
 class Reference:
@@ -90,9 +48,9 @@ class Reference:
             return None
         t_dec = metrics.first_level_tmaps(decoded_img, self.events, self.inp.tr,
                                           self.mask_img, list(self.tmaps))
-        return fla_from_tmaps(self.tmaps, t_dec, self.inp.mask)
+        return metrics.fla_from_tmaps(self.tmaps, t_dec, self.inp.mask)
 
     def fca(self, decoded_img):
         """FCA figures of a decoded run over the original's parcels."""
         s_dec = metrics.region_signals(decoded_img, self.mask_img, self.labels_img)
-        return fca_from_signals(self.signals, s_dec)
+        return metrics.fca_from_signals(self.signals, s_dec)
