@@ -36,6 +36,7 @@ def software_versions():
 
 
 def _check_device(device):
+    """Validate a --device value; the numpy-only factor model always runs on 'cpu'."""
     if device not in ("auto", "cpu", "cuda"):
         raise ICAINRError(None, f"device must be auto, cpu or cuda, got {device!r}")
     return "cpu"
@@ -45,8 +46,7 @@ def resolve_device(device):
     """'auto' -> 'cuda' when a CUDA device is usable, else 'cpu'."""
     import torch
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise ICAINRError(None, f"device must be auto, cpu or cuda, got {device!r}")
+    _check_device(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
