@@ -1,8 +1,8 @@
 """Benchmark outputs: CSV, Markdown, JSON and rate-distortion PNGs, each written atomically.
 
-Every file is written to a temporary file in the output directory and moved
-into place with ``os.replace``, so a reader never sees a half-written table
-and an interrupted run leaves the previous complete outputs.
+Every file goes through ``codec.container.write_atomic`` (a temporary file in
+the output directory, fsynced and renamed into place), so a reader never sees a
+half-written table and an interrupted run leaves the previous complete outputs.
 """
 
 import csv
@@ -10,7 +10,8 @@ import io
 import json
 import math
 import os
-import tempfile
+
+from ..codec.container import write_atomic
 
 #: CSV/Markdown columns, in order: (key, Markdown heading, format)
 COLUMNS = [
@@ -45,22 +46,6 @@ PLOTS = [("psnr", "PSNR (dB, brain mask)", "psnr"),
          ("fla_mean", "FLA: mean |Δt| over conditions", "fla"),
          ("fca_mean", "FCA: mean |Δr| over region pairs", "fca"),
          ("cta_all8_acc", "CTA: 8-class decoding accuracy (Haxby)", "cta")]
-
-
-def write_atomic_bytes(path, data):
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _cell(value, fmt, csv_mode=False):
@@ -188,18 +173,19 @@ def plot(rows, key, ylabel, path, reference=None):
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    write_atomic_bytes(path, buf.getvalue())
+    write_atomic(path, buf.getvalue())
 
 
 def write_outputs(out_dir, tag, rows, meta, details=None, plots=True):
     """Write ``bench_<tag>.csv``, ``.md``, ``.json`` and the PNGs; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
     base = os.path.join(out_dir, f"bench_{tag}")
     paths = {"csv": base + ".csv", "md": base + ".md", "json": base + ".json"}
-    write_atomic_bytes(paths["csv"], to_csv(rows).encode("utf-8"))
-    write_atomic_bytes(paths["md"], to_markdown(rows, meta).encode("utf-8"))
+    write_atomic(paths["csv"], to_csv(rows).encode("utf-8"))
+    write_atomic(paths["md"], to_markdown(rows, meta).encode("utf-8"))
     record = {"meta": meta, "rows": rows, "details": details or {}}
-    write_atomic_bytes(paths["json"],
-                       json.dumps(_sanitize(record), indent=1).encode("utf-8"))
+    write_atomic(paths["json"],
+                 json.dumps(_sanitize(record), indent=1).encode("utf-8"))
     if plots:
         original = next((r for r in rows if r["method"] == "original"), {})
         for key, label, suffix in PLOTS:
