@@ -257,9 +257,9 @@ def decoding_scores(img, labels, chunks, mask_img, classes=None, n_folds=10, see
     ``rest``) are the samples; features are the masked voxels, z-scored within
     each chunk (run). A ``LinearSVC`` (C = 1, squared hinge, solved in the
     dual: the same optimum as the primal solver, about 20x faster on the
-    Haxby slice) is scored by 10-fold cross-validation: ``GroupKFold`` over chunks when there are at least ``n_folds``
-    chunks (no run is split between training and test), else stratified
-    ``KFold`` with a fixed seed.
+    Haxby slice) is scored by 10-fold cross-validation: ``GroupKFold`` over
+    chunks when there are at least ``n_folds`` chunks (no run is split between
+    training and test), else stratified ``KFold`` with a fixed seed.
 
     Returns
     -------
