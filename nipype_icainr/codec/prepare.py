@@ -69,6 +69,9 @@ def load_bold(path):
 def compute_mask(img, data):
     """Brain mask from nilearn's ``compute_epi_mask``; all voxels if it finds none.
 
+    The mask's morphological opening (nilearn's default, 2 iterations of a 3D
+    cross) erases slabs thinner than 3 voxels, e.g. a single acquired slice;
+    there the mask is the intensity threshold alone (``opening=False``).
     Returns a boolean array of shape (X, Y, Z).
     """
     import nibabel as nib
@@ -76,10 +79,11 @@ def compute_mask(img, data):
 
     mean = data.mean(axis=-1)
     mean_img = nib.Nifti1Image(mean.astype(np.float32), img.affine)
+    opening = 2 if min(mean.shape) >= 3 else False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mask = np.asarray(compute_epi_mask(mean_img).dataobj).astype(bool)
+            mask = np.asarray(compute_epi_mask(mean_img, opening=opening).dataobj).astype(bool)
     except Exception:  # e.g. a constant or tiny image: keep every voxel
         mask = np.ones(mean.shape, dtype=bool)
     if mask.sum() < 8:
