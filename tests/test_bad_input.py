@@ -158,6 +158,10 @@ def test_forged_header_with_valid_checksum_is_rejected(compressed, tmp_path, cap
     header["image"]["shape"] = [100000, 100000, 100000, 10]
     code, err = _decompress_error(container.pack(header, sections), tmp_path, capsys)
     assert_one_line_error(code, err, "bad.icainr", "implausible image shape")
+    header, sections, _ = container.read_file(compressed[0])
+    header["data"]["value_range"] = [5.0, float("nan")]
+    code, err = _decompress_error(container.pack(header, sections), tmp_path, capsys)
+    assert_one_line_error(code, err, "bad.icainr", "value_range")
     assert json  # keep the import honest
 
 

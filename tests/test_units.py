@@ -142,3 +142,90 @@ def test_voxel_table_adds_one_row_per_voxel_and_needs_indices():
         w = net.voxel_weights(coords, torch.arange(30))
     assert float(w[3, 1] - base[3, 1]) == pytest.approx(2.0)
     assert torch.equal(w[4], base[4])
+
+
+def _factor_symbols(rng, n_voxels=60, k=3, t=40):
+    """Small quantised factors on a 4x5x3 mask: heavy-tailed maps, smooth patterns."""
+    mask = np.ones((4, 5, 3), dtype=bool)
+    q_maps = np.rint(rng.laplace(scale=2.0, size=(n_voxels, k))).astype(np.int32)
+    q_patterns = np.rint(np.cumsum(rng.normal(size=(k, t)), axis=1)).astype(np.int32)
+    return mask, q_maps, q_patterns
+
+
+@pytest.mark.parametrize("transform", ["dct", "time"])
+def test_factor_section_round_trip_is_exact(transform):
+    from nipype_icainr.codec import factor
+
+    rng = np.random.default_rng(0)
+    mask, q_maps, q_patterns = _factor_symbols(rng)
+    steps = np.array([0.5, 0.25, 2.0], dtype=np.float32)
+    board = factor.Checkerboard(mask)
+    words, params, ranges, bands = factor.encode_factors(q_maps, q_patterns, steps, board,
+                                                         transform)
+    assert (bands is None) == (transform == "time")
+    payload = factor.pack(words, params, ranges, bands)
+    w, p, r, b = factor.unpack(payload, "x.icainr", q_patterns.shape[1], transform)
+    maps, patterns = factor.decode_factors(w, p, r, b, q_patterns.shape[1], board, "x.icainr")
+    assert np.array_equal(maps, q_maps) and np.array_equal(patterns, q_patterns)
+    # a section cut by one word no longer decodes exactly
+    with pytest.raises(ICAINRError):
+        w2, p2, r2, b2 = factor.unpack(payload[:-4], "x.icainr", q_patterns.shape[1], transform)
+        factor.decode_factors(w2, p2, r2, b2, q_patterns.shape[1], board, "x.icainr")
+
+
+def test_dct_patterns_cost_less_than_time_samples_for_smooth_series():
+    """Smooth (random-walk) patterns: the octave-band DCT model codes them smaller."""
+    from nipype_icainr.codec import factor
+
+    rng = np.random.default_rng(1)
+    mask, q_maps, _ = _factor_symbols(rng)
+    patterns = np.cumsum(rng.normal(size=(3, 400)), axis=1)
+    board = factor.Checkerboard(mask)
+    steps = np.full(3, 0.5, dtype=np.float32)
+    q_time = np.rint(patterns / 0.5).astype(np.int32)
+    q_freq = factor.quantize_maps(factor.to_frequency(patterns) / 0.5, 1.0)
+    size_time = len(factor.encode_factors(q_maps, q_time, steps, board, "time")[0])
+    size_freq = len(factor.encode_factors(q_maps, q_freq, steps, board, "dct")[0])
+    assert size_freq < 0.8 * size_time
+    assert np.allclose(factor.to_time(factor.to_frequency(patterns)), patterns)
+
+
+def test_pattern_bands_are_octaves_covering_the_series():
+    from nipype_icainr.codec.factor import pattern_bands
+
+    assert pattern_bands(1).tolist() == [0, 1]
+    assert pattern_bands(156).tolist() == [0, 1, 2, 4, 8, 16, 32, 64, 128, 156]
+    assert pattern_bands(128).tolist() == [0, 1, 2, 4, 8, 16, 32, 64, 128]
+
+
+def test_single_slice_mask_is_the_head_not_every_voxel():
+    """compute_epi_mask's 3D opening erases a one-slice image; the codec masks it anyway."""
+    import nibabel as nib
+
+    from nipype_icainr.codec.prepare import compute_mask
+
+    yy, xx = np.mgrid[:40, :30]
+    head = (yy - 20) ** 2 / 15 ** 2 + (xx - 15) ** 2 / 11 ** 2 < 1
+    rng = np.random.default_rng(0)
+    data = np.where(head, 1000.0, 5.0)[:, :, None, None] + rng.normal(size=(40, 30, 1, 20))
+    mask = compute_mask(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), data)
+    assert mask.shape == (40, 30, 1)
+    assert np.array_equal(mask[:, :, 0], head)
+
+
+def test_component_choice_most_keeps_at_least_as_many_as_fewest():
+    from nipype_icainr.codec import factor
+
+    rng = np.random.default_rng(2)
+    mask = np.ones((6, 6, 4), dtype=bool)
+    n, t = int(mask.sum()), 60
+    # a decaying spectrum: many components with similar value per byte
+    series = (rng.normal(size=(n, 30)) * np.geomspace(30, 1, 30)) @ rng.normal(size=(30, t))
+    series += rng.normal(size=(n, t))
+    maps, _ = factor.principal_basis(series, 30)
+    board = factor.Checkerboard(mask)
+    budget = 1500
+    few = factor.fit_to_budget(series, maps, budget, board, 1.0, "fewest")
+    most = factor.fit_to_budget(series, maps, budget, board, 1.0, "most")
+    assert most["n_components"] > few["n_components"]
+    assert len(few["payload"]) <= budget and len(most["payload"]) <= budget

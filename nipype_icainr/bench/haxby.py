@@ -8,10 +8,11 @@ volume). Each method compresses the whole 4D array at each target ratio and
 for all 8 categories (``rest`` excluded), accuracy and ROC AUC (macro
 one-vs-rest for 8 classes), next to the original's scores.
 
-The array is read with nibabel (physical units, float64) rather than the
-codec's loader, which rejects single-slice images; the brain mask of the
-slice is both the methods' mask and the decoder's features. A method that
-cannot code a single slice (the ICA-INR codec) gets its error in the notes.
+The array is read with nibabel (physical units, float64). The provided brain
+mask of the slice is the methods' mask and the decoder's features; the ICA-INR
+codec computes its own (nilearn's intensity threshold, which on this slice
+selects the same 530 voxels). A method that fails on the slice gets its error
+in the notes.
 """
 
 import os

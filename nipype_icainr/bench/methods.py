@@ -18,6 +18,7 @@ from .search import Choice, OutOfReach, bisect_continuous, budget_bytes
 #: name -> "module:Class" (modules are imported only when a method is built)
 REGISTRY = {
     "icainr": "ours:ICAINR",
+    "icainr-decoding": "ours:ICAINRDecoding",
     "icainr-paper": "ours:ICAINRPaper",
     "gzip": "lossless:Gzip",
     "zstd": "lossless:Zstd",

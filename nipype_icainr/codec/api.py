@@ -142,6 +142,8 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     mask = compute_mask(img, data)
     mask_payload = encode_mask(mask)
     mean = data.mean(axis=-1)
+    # the decoder clips to the input's range: a magnitude image stays non-negative
+    value_range = [float(data.min()), float(data.max())]
     slope = desc["scl_slope"] if desc["scl_slope"] is not None else 1.0
     step = mean_frame_step(mean, desc["dtype"], slope, cfg["mean_step"])
     mean_payload, mean_lo, mean_decoded = encode_mean_frame(mean, step, mask,
@@ -151,7 +153,8 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     del data
     n_vox, n_t = residual.shape
     data_info = {"n_voxels": int(n_vox), "mean_lo": mean_lo, "mean_step": step,
-                 "mean_layout": "axial slices side by side, (Y, Z*X)"}
+                 "mean_layout": "axial slices side by side, (Y, Z*X)",
+                 "value_range": value_range}
     sections = {MASK_TAG: mask_payload, MEAN_TAG: mean_payload}
 
     def header_for(manifest, arch_, data_=data_info):
@@ -210,7 +213,7 @@ def _compress_factor(residual, mask, cfg, target_bytes, header_for, sections, da
     n_vox, n_t = residual.shape
     k_max = int(min(cfg["max_components"], n_t, n_vox))
     arch = {"model": "factor", "n_components": k_max, "n_timepoints": n_t,
-            "n_voxels": int(n_vox)}
+            "n_voxels": int(n_vox), "patterns": "dct"}
     probe = dict(data_info, step=1.0)
     overhead = len(pack(header_for([], arch, probe), dict(sections, **{FACTOR_TAG: b""})))
     budget = target_bytes - overhead - 64  # the step's digits may grow the header
@@ -225,7 +228,8 @@ def _compress_factor(residual, mask, cfg, target_bytes, header_for, sections, da
     maps, _ = factor.principal_basis(residual, k_max)
     # many small products: one BLAS thread measured 2x faster than two here
     with threadpool_limits(limits=1, user_api="blas"):
-        fit = factor.fit_to_budget(residual, maps, budget, board, cfg["psnr_slack_db"])
+        fit = factor.fit_to_budget(residual, maps, budget, board, cfg["psnr_slack_db"],
+                                   cfg["components"])
     arch["n_components"] = fit["n_components"]
     info_ = dict(data_info, step=fit["step"])
     blob = pack(header_for([], arch, info_), dict(sections, **{FACTOR_TAG: fit["payload"]}))
@@ -394,16 +398,26 @@ def _validate_image_fields(desc, data, source):
             raise ICAINRError(source, f"non-finite {key} in the header")
     if float(data["mean_step"]) <= 0:
         raise ICAINRError(source, "mean_step must be positive")
+    if "value_range" in data:
+        vr = data["value_range"]
+        if not (isinstance(vr, list) and len(vr) == 2
+                and all(isinstance(v, (int, float)) and math.isfinite(v) for v in vr)
+                and vr[0] <= vr[1]):
+            raise ICAINRError(source, "the header's value_range is not [min, max]")
     for key in ("scl_slope", "scl_inter"):
         if desc[key] is not None and not math.isfinite(float(desc[key])):
             raise ICAINRError(source, f"non-finite {key} in the header")
 
 
 def _validate_factor_arch(arch, data, shape, source):
-    from .factor import MAX_COMPONENTS
+    from .factor import MAX_COMPONENTS, TRANSFORMS
 
     out = {"model": "factor", "n_components": int(arch["n_components"]),
-           "n_timepoints": int(arch["n_timepoints"]), "n_voxels": int(arch["n_voxels"])}
+           "n_timepoints": int(arch["n_timepoints"]), "n_voxels": int(arch["n_voxels"]),
+           # format 2 files coded time-domain patterns and had no such key
+           "patterns": str(arch.get("patterns", "time"))}
+    if out["patterns"] not in TRANSFORMS:
+        raise ICAINRError(source, f"unknown pattern coding {out['patterns']!r}")
     if out["n_timepoints"] != shape[3]:
         raise ICAINRError(source, "the factorization's length does not match the image")
     if not 1 <= out["n_components"] <= MAX_COMPONENTS:
@@ -467,6 +481,8 @@ def decode_array(in_file, device="auto"):
     values = np.empty(tuple(shape), dtype=np.float64)
     values[...] = mean[..., None]
     values[mask] += approx
+    if "value_range" in data:  # absent before format 3
+        np.clip(values, data["value_range"][0], data["value_range"][1], out=values)
     return values, desc
 
 
@@ -475,13 +491,14 @@ def _decode_factor(sections, arch, data, mask, source):
 
     if FACTOR_TAG not in sections:
         raise ICAINRError(source, "the file has no FACT section")
-    words, params, ranges = factor.unpack(sections[FACTOR_TAG], source)
+    n_t, transform = arch["n_timepoints"], arch["patterns"]
+    words, params, ranges, bands = factor.unpack(sections[FACTOR_TAG], source, n_t, transform)
     if params.shape[0] != arch["n_components"]:
         raise ICAINRError(source, "the factor section does not match the header")
     board = factor.Checkerboard(mask)
-    q_maps, q_patterns = factor.decode_factors(words, params, ranges, arch["n_timepoints"],
-                                               board, source)
-    maps, patterns = factor.dequantize(q_maps, q_patterns, float(data["step"]), params)
+    q_maps, q_patterns = factor.decode_factors(words, params, ranges, bands, n_t, board, source)
+    maps, patterns = factor.dequantize(q_maps, q_patterns, float(data["step"]), params,
+                                       transform)
     return maps @ patterns
 
 

@@ -59,9 +59,14 @@ model : "network" or "factor"
 max_components : int, 1..256
     Largest K the factorization search may choose.
 psnr_slack_db : float >= 0
-    The factorization keeps the fewest components whose PSNR at the budget is
-    within this many dB of the best K's (0 = best PSNR). Fewer components at a
-    finer step measured better GLM t-maps and connectivity for a little PSNR.
+    Among the K whose PSNR at the budget is within this many dB of the best
+    K's (0 = best PSNR), the factorization keeps the fewest or the most, as
+    ``components`` says.
+components : "fewest" or "most"
+    "fewest" (default): fewer components at a finer step measured better GLM
+    t-maps and connectivity for a little PSNR (studyforrest run). "most" (the
+    ``decoding`` preset): more components at a coarser step measured better
+    linear-SVM decoding (Haxby slice).
 background_step : float >= 1
     Mean-frame step outside the brain mask, in multiples of ``mean_step``. The
     series outside the mask is not coded (the decoder writes the mean frame
@@ -109,6 +114,7 @@ _CHOICES = {
     "optimizer": ("adamax", "adam"),
     "lr_schedule": ("constant", "cosine"),
     "model": ("network", "factor"),
+    "components": ("fewest", "most"),
 }
 _TEXT = ("name", "description")
 KEYS = frozenset(_INT_BOUNDS) | frozenset(_FLOAT_BOUNDS) | frozenset(_CHOICES) | {
@@ -116,7 +122,7 @@ KEYS = frozenset(_INT_BOUNDS) | frozenset(_FLOAT_BOUNDS) | frozenset(_CHOICES) |
 #: keys added after the first files were written, with the value older files imply
 LATER_KEYS = {"voxel_table": False, "table_bits_target": 5.0, "model": "network",
               "max_components": 64, "background_step": 1.0,
-              "psnr_slack_db": 0.0}
+              "psnr_slack_db": 0.0, "components": "fewest"}
 
 
 def available_presets():

@@ -30,9 +30,9 @@ import zlib
 from .errors import ICAINRError
 
 MAGIC = b"\x89ICAINR\n"
-FORMAT_VERSION = 2  # 2: the FACT section (factor model)
+FORMAT_VERSION = 3  # 2: the FACT section (factor model); 3: its patterns DCT-coded
 #: versions this decoder reads
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 MAX_HEADER_BYTES = 1 << 20
 MAX_SECTIONS = 64
 MAX_FILE_BYTES = 1 << 34
