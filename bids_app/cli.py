@@ -33,7 +33,8 @@ def build_parser():
     g.add_argument("--fs-license-file", metavar="FILE", help="for --run-fmriprep")
     c = p.add_argument_group("codec and QC")
     c.add_argument("--ratio", type=float, default=100.0, help="target ratio (default 100)")
-    c.add_argument("--preset", default="default")
+    c.add_argument("--preset", default="default",
+                   help="codec preset: default, decoding (for MVPA), network or paper")
     c.add_argument("--config", metavar="FILE", help="codec YAML configuration")
     c.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     c.add_argument("--seed", type=int, default=0)

@@ -67,7 +67,9 @@ def build_parser():
                            "(default: the preset's target_ratio)")
     group = comp.add_mutually_exclusive_group()
     group.add_argument("--preset", default="default",
-                       help="bundled preset: default (fast, CPU) or paper (GPU)")
+                       help="bundled preset: default (fast, CPU; best GLM t-maps and "
+                            "connectivity), decoding (for MVPA), network (ICA-INR network on "
+                            "a CPU budget) or paper (the paper's settings, GPU)")
     group.add_argument("--config", metavar="FILE",
                        help="YAML configuration: 'base: PRESET' plus keys to override")
     comp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
