@@ -9,7 +9,7 @@ import pytest
 from nipype_icainr import compress, decompress, info, metrics
 from nipype_icainr.codec.prepare import compute_mask
 
-from .conftest import FAST, TINY
+from .conftest import TINY
 
 
 def _decompress(compressed, tmp_path, name="out.nii.gz"):
