@@ -38,8 +38,8 @@ def main():
           f"{maps.shape[1]}, map step {step:g}")
     results = {}
     for transform in ("time", "dct"):
-        st, q_maps, q_pat, steps, cross, gram = factor._quantize_all(series, maps, step,
-                                                                      transform)
+        st, q_maps, q_pat, steps, _, cross, gram = factor._quantize_all(series, maps, step,
+                                                                         transform)
         words, params, ranges, bands = factor.encode_factors(q_maps, q_pat, steps, board,
                                                              transform)
         size = len(factor.pack(words, params, ranges, bands))

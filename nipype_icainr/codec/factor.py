@@ -19,9 +19,9 @@ patterns, both quantised and entropy coded:
   temporal DCT domain (orthonormal DCT-II, so the step keeps its meaning) with
   the dead-zone quantiser: a BOLD time course's energy sits in its low
   frequencies, and the dead zone drops the near-empty high ones. On the Haxby
-  slice (T = 1452) this coded the patterns of 100 components in 12.4 kB
-  instead of 22.2 kB at 6 % more squared error (format 3; format 2 coded
-  time-domain samples).
+  slice (T = 1452, K = 100, map step 80) the section took 24,404 bytes
+  instead of 34,896 for 6.7 % more squared error
+  (``benchmarks/pattern_coding.py``; format 3, format 2 coded time samples).
 * Entropy coding (constriction's ANS coder, quantised Laplace models): voxels
   are split in a checkerboard by ``(x + y + z) % 2``. Even voxels are coded
   first with a zero-mean Laplace of one scale per component; each odd voxel is
@@ -163,7 +163,7 @@ def band_codes(row, edges):
     """One byte per band: the band's mean ``|q|`` on a log grid (see ``band_scales``)."""
     codes = np.zeros(len(edges) - 1, dtype=np.uint8)
     for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
-        mean = max(float(np.abs(row[lo:hi]).mean()), MIN_SCALE) if hi > lo else MIN_SCALE
+        mean = max(float(np.abs(row[lo:hi]).mean()), MIN_SCALE)  # bands are never empty
         code = round(SCALE_STEPS_PER_OCTAVE * math.log2(mean / MIN_SCALE))
         codes[b] = min(max(code, 0), 255)
     return codes
@@ -424,8 +424,10 @@ def dequantize(q_maps, q_patterns, step, params, transform="dct"):
 def _quantize_all(series, maps, step, transform="dct"):
     """Quantise the maps at ``step``, refit the patterns to them and quantise those.
 
-    Returns ``(step, q_maps, q_patterns, pattern steps, A^T X, A^T A)``; the last
-    two give the squared error without an N x T product (``_sse``).
+    Returns ``(step, q_maps, q_patterns, pattern steps, exact, A^T X, A^T A)``:
+    ``exact`` holds the refitted patterns before quantisation, in the coded
+    domain (DCT coefficients for "dct"); the last two give the squared error
+    without an N x T product (``_sse``).
     """
     step = max(float(step), float(np.abs(maps).max(initial=0.0)) / (MAX_SYMBOL - 1), 1e-30)
     q_maps = quantize_maps(maps, step)
@@ -433,16 +435,16 @@ def _quantize_all(series, maps, step, transform="dct"):
     # (X^T A)^T rather than A^T X: OpenBLAS runs A^T X up to 30x slower on busy cores
     cross = (series.T @ maps_hat).T
     gram = maps_hat.T @ maps_hat
-    patterns = _refit(gram, cross)
+    exact = _refit(gram, cross)
     if transform == "dct":
-        coeffs = to_frequency(patterns)
-        steps = pattern_steps(maps_hat, coeffs, step)
-        q_patterns = quantize_maps(coeffs / steps[:, None].astype(np.float64), 1.0)
-    else:
-        steps = pattern_steps(maps_hat, patterns, step)
-        q_patterns = np.clip(np.rint(patterns / steps[:, None].astype(np.float64)),
-                             -MAX_SYMBOL, MAX_SYMBOL).astype(np.int32)
-    return step, q_maps, q_patterns, steps, cross, gram
+        exact = to_frequency(exact)
+    steps = pattern_steps(maps_hat, exact, step)
+    scaled = exact / steps[:, None].astype(np.float64)
+    if transform == "dct":
+        q_patterns = quantize_maps(scaled, 1.0)
+    else:  # format 2: plain rounding
+        q_patterns = np.clip(np.rint(scaled), -MAX_SYMBOL, MAX_SYMBOL).astype(np.int32)
+    return step, q_maps, q_patterns, steps, exact, cross, gram
 
 
 def _refit(gram, cross):
@@ -464,7 +466,7 @@ def code_at_step(series, maps, step, board, energy=None):
     (decoded, float64) and ``sse`` (squared error against ``series``).
     """
     energy = float(np.sum(series ** 2)) if energy is None else energy
-    step, q_maps, q_patterns, steps, cross, gram = _quantize_all(series, maps, step)
+    step, q_maps, q_patterns, steps, _, cross, gram = _quantize_all(series, maps, step)
     words, params, ranges, bands = encode_factors(q_maps, q_patterns, steps, board)
     maps_d, patterns_d = dequantize(q_maps, q_patterns, step, params)
     return {"payload": pack(words, params, ranges, bands), "maps": maps_d,
@@ -482,7 +484,8 @@ def survey_step(series, maps, step, board, energy, transform="dct"):
     error of each K uses patterns refitted to the first K maps.
     Returns ``(sizes bytes (K,), sse (K,))`` for K = 1..maps.shape[1].
     """
-    _, q_maps, q_patterns, steps, cross, gram = _quantize_all(series, maps, step, transform)
+    _, q_maps, q_patterns, steps, exact, cross, gram = _quantize_all(series, maps, step,
+                                                                     transform)
     jobs, _, _, bands = component_jobs(q_maps, q_patterns, steps, board, transform)
     n_bands = 0 if bands is None else bands.shape[1]
     per = np.array([4.0 * _encode_jobs(mine).size + 4.0 * (len(PARAMS) + 4) + n_bands
@@ -490,10 +493,7 @@ def survey_step(series, maps, step, board, energy, transform="dct"):
     sizes = np.cumsum(per) + 4
     # the patterns' quantisation error, component by component (cross terms
     # dropped): without it the survey favours many coarsely coded patterns
-    exact = _refit(gram, cross)
     coded = q_patterns * steps[:, None].astype(np.float64)
-    if transform == "dct":
-        exact = to_frequency(exact)
     pattern_err = np.cumsum(np.diag(gram) * np.sum((coded - exact) ** 2, axis=1))
     sse = np.empty(len(per))
     for k in range(1, len(per) + 1):
