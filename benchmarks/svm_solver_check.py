@@ -3,8 +3,8 @@
 Usage: ``python benchmarks/svm_solver_check.py`` (the Haxby slice in ../shared/data).
 
 Face vs house on the original slice and on its decoding-preset 100x
-reconstruction, same features and folds as ``decoding_scores`` (per-run z-score,
-10-fold GroupKFold). For each LinearSVC setting it prints the CV accuracy and the
+reconstruction, the samples of ``metrics.decoding_samples`` and the folds of
+``decoding_scores`` (10-fold GroupKFold over the 12 runs). For each LinearSVC setting it prints the CV accuracy and the
 summed training objective ``0.5 (|w|^2 + b^2) + C sum max(0, 1 - y f(x))^2``
 (liblinear regularises the intercept): the lowest objective is the optimum every
 setting should reach.
@@ -24,11 +24,11 @@ SETTINGS = [dict(dual=True, max_iter=100000, tol=1e-8), dict(dual=False, max_ite
 
 def main():
     import nibabel as nib
-    from nilearn.maskers import NiftiMasker
     from sklearn.model_selection import GroupKFold
     from sklearn.svm import LinearSVC
 
     from nipype_icainr.codec.api import compress, decode_array
+    from nipype_icainr.metrics import decoding_samples
 
     attrs = np.loadtxt(os.path.join(HAXBY, "attributes_literal.txt"), dtype=str)
     labels, chunks = attrs[:, 0], attrs[:, 1].astype(int)
@@ -40,15 +40,8 @@ def main():
         values, _ = decode_array(out)
     decoded = nib.Nifti1Image(np.rint(values).astype(np.float32), img.affine)
     for tag, image in (("original", img), ("decoding preset, 100x", decoded)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            X = NiftiMasker(mask_img=os.path.join(HAXBY, "mask.nii.gz")).fit_transform(image)
-        keep = np.isin(labels, ["face", "house"])
-        X, y, groups = X[keep], labels[keep], chunks[keep]
-        for g in np.unique(groups):
-            sel = groups == g
-            sd = X[sel].std(0)
-            X[sel] = (X[sel] - X[sel].mean(0)) / np.where(sd > 0, sd, 1.0)
+        X, y, groups = decoding_samples(image, labels, chunks,
+                                        os.path.join(HAXBY, "mask.nii.gz"), ["face", "house"])
         sign = np.where(y == "house", 1.0, -1.0)
         for kw in SETTINGS:
             accs, objective = [], 0.0

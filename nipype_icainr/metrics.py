@@ -250,12 +250,38 @@ def fca_from_signals(s_orig, s_dec):
             "n_regions": int(keep.sum()), "r_original": r_o, "r_decoded": r_d}
 
 
+def decoding_samples(img, labels, chunks, mask_img, classes=None):
+    """The CTA's samples: ``(X, y, groups)`` as ``decoding_scores`` uses them.
+
+    Volumes whose label is in ``classes`` (default: every label except
+    ``rest``); features are the voxels of ``mask_img``, z-scored within each
+    chunk (run) (a voxel constant within a run keeps its centred values).
+    """
+    import warnings
+
+    from nilearn.maskers import NiftiMasker
+
+    labels = np.asarray(labels)
+    chunks = np.asarray(chunks)
+    if classes is None:
+        classes = sorted(set(labels) - {"rest"})
+    keep = np.isin(labels, classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        X = NiftiMasker(mask_img=mask_img, standardize=False).fit_transform(img)[keep]
+    y, groups = labels[keep], chunks[keep]
+    for g in np.unique(groups):  # z-score within each run
+        sel = groups == g
+        X[sel] = (X[sel] - X[sel].mean(0)) / np.where(X[sel].std(0) > 0, X[sel].std(0), 1.0)
+    return X, y, groups
+
+
 def decoding_scores(img, labels, chunks, mask_img, classes=None, n_folds=10, seed=0):
     """Cognitive-task analysis (CTA): linear SVM decoding accuracy and AUC.
 
     Volumes whose label is in ``classes`` (default: every label except
     ``rest``) are the samples; features are the masked voxels, z-scored within
-    each chunk (run). A ``LinearSVC`` (C = 1, squared hinge, solved in the
+    each chunk (run) (``decoding_samples``). A ``LinearSVC`` (C = 1, squared hinge, solved in the
     dual: on the Haxby slice it reaches the objective of a tol = 1e-8 solve,
     where the primal solver at its default tolerance stopped short and scored
     up to 2 points differently, and it runs about 20x faster) is scored by
@@ -271,26 +297,12 @@ def decoding_scores(img, labels, chunks, mask_img, classes=None, n_folds=10, see
         one-vs-rest ROC AUC), ``n_samples``, ``n_classes``, ``chance`` (the
         largest class's share).
     """
-    import warnings
-
-    from nilearn.maskers import NiftiMasker
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold, StratifiedKFold
     from sklearn.preprocessing import label_binarize
     from sklearn.svm import LinearSVC
 
-    labels = np.asarray(labels)
-    chunks = np.asarray(chunks)
-    if classes is None:
-        classes = sorted(set(labels) - {"rest"})
-    keep = np.isin(labels, classes)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        X = NiftiMasker(mask_img=mask_img, standardize=False).fit_transform(img)[keep]
-    y, groups = labels[keep], chunks[keep]
-    for g in np.unique(groups):  # z-score within each run
-        sel = groups == g
-        X[sel] = (X[sel] - X[sel].mean(0)) / np.where(X[sel].std(0) > 0, X[sel].std(0), 1.0)
+    X, y, groups = decoding_samples(img, labels, chunks, mask_img, classes)
     if len(np.unique(groups)) >= n_folds:
         splits = GroupKFold(n_splits=n_folds).split(X, y, groups)
     else:
