@@ -263,3 +263,40 @@ def test_cli_bench_errors_are_one_line(bold_file, tmp_path, capsys, extra, messa
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert message in err[-1] and err[-1].startswith("icainr")
+
+
+def test_merge_rd_joins_runs_into_one_curve_per_method(tmp_path):
+    """benchmarks/merge_rd.py: one original row, every run's points on one curve."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "merge_rd", os.path.join(os.path.dirname(__file__), "..", "benchmarks", "merge_rd.py"))
+    merge_rd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(merge_rd)
+
+    def run(tag, ratios):
+        rows = [{"method": "original", "ratio": 1.0, "cta_all8_acc": 0.64,
+                 "cta_face_house_acc": 0.94}]
+        rows += [{"method": "svd", "target_ratio": r, "ratio": r * 0.99, "psnr": 50.0 - r / 20,
+                  "fla_mean": r / 100, "fca_mean": r / 1000, "cta_all8_acc": 0.5,
+                  "cta_face_house_acc": 0.9, "haxby_ratio": r} for r in ratios]
+        path = tmp_path / f"bench_{tag}.json"
+        path.write_text(json.dumps({"meta": {"tag": tag, "date": "d", "command": f"c {tag}"},
+                                    "rows": rows}))
+        return str(path)
+
+    a, b = run("hi", [100.0, 200.0]), run("lo", [25.0, 50.0])
+    rows, sources = merge_rd.merge([a, b])
+    assert [r["method"] for r in rows].count("original") == 1
+    svd = sorted(r["target_ratio"] for r in rows if r["method"] == "svd")
+    assert svd == [25.0, 50.0, 100.0, 200.0]
+    assert [s[1] for s in sources] == ["hi", "lo"]
+    prefix = str(tmp_path / "rd")
+    merge_rd.main([prefix, a, b])
+    table = _read_csv(prefix + ".csv")
+    assert set(table) == {("original", ""), ("svd", "25.0"), ("svd", "50.0"), ("svd", "100.0"),
+                          ("svd", "200.0")}
+    for suffix in ("psnr", "fla", "fca", "cta", "cta_face_house"):
+        assert open(f"{prefix}_{suffix}.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    md = open(prefix + ".md").read()
+    assert "`c hi`" in md and "`c lo`" in md
