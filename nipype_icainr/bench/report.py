@@ -149,8 +149,10 @@ def plot(rows, key, ylabel, path, reference=None):
         if not pts:
             continue
         xs, ys = zip(*pts)
-        ax.plot(xs, ys, marker="o" if len(pts) > 1 else "s", label=m,
-                linestyle="-" if len(pts) > 1 else "none", color=f"C{i % 10}")
+        # matplotlib has ten cycle colours: past ten methods the line style tells them apart
+        style = ("-", "--", "-.")[(i // 10) % 3]
+        ax.plot(xs, ys, marker=("o", "^", "D")[(i // 10) % 3] if len(pts) > 1 else "s",
+                label=m, linestyle=style if len(pts) > 1 else "none", color=f"C{i % 10}")
         drawn += 1
     if reference is not None and isinstance(reference, (int, float)) and math.isfinite(reference):
         ax.axhline(reference, color="k", linestyle=":", label="original")
