@@ -23,26 +23,16 @@ original's masked values) and the number of real coefficients the edit keeps
 (K x (N + T) for PCA, N x fT for the low-pass; N = 530).
 """
 
-import os
-import warnings
-
 import numpy as np
 
-HAXBY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
-                     "haxby2001-1slice")
+# the slice's loading and scoring, shared with the truncation script beside this one
+from haxby_truncation import accuracies, load_slice
 
 
 def main():
-    import nibabel as nib
     from scipy.fft import dct, idct
 
-    from nipype_icainr import metrics
-
-    attrs = np.loadtxt(os.path.join(HAXBY, "attributes_literal.txt"), dtype=str)
-    labels, chunks = attrs[:, 0], attrs[:, 1].astype(int)
-    img = nib.load(os.path.join(HAXBY, "bold.nii.gz"))
-    mask_img = nib.load(os.path.join(HAXBY, "mask.nii.gz"))
-    data = np.asarray(img.dataobj, dtype=np.float64)
+    img, mask_img, data, labels, chunks = load_slice()
     flat = data.reshape(-1, data.shape[-1])
     mask = np.asarray(mask_img.dataobj).reshape(-1) > 0
     series = flat[mask]
@@ -60,24 +50,20 @@ def main():
     def report(name, approx, n_coef):
         out = flat.copy()
         out[mask] = approx + mean
-        im = nib.Nifti1Image(out.reshape(data.shape).astype(np.float32), img.affine)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fh = metrics.decoding_scores(im, labels, chunks, mask_img, classes=["face", "house"])
-            a8 = metrics.decoding_scores(im, labels, chunks, mask_img)
+        face_house, all8 = accuracies(out, img, mask_img, labels, chunks)
         mse = float(np.mean((approx - x) ** 2))
         psnr = 10 * np.log10(peak ** 2 / mse) if mse > 0 else float("inf")
         print(f"{name:24s} coefficients {n_coef:7d}  PSNR {psnr:6.2f} dB  "
-              f"face/house {fh['accuracy']:.3f}  8-class {a8['accuracy']:.3f}", flush=True)
+              f"face/house {face_house:.3f}  8-class {all8:.3f}", flush=True)
 
     report("original", x, n * t)
     for f in (0.05, 0.1, 0.2, 0.3):
         report(f"lowpass {f}", lowpass(x, f), n * int(round(f * t)))
-    for k in (10, 30, 100):
-        report(f"pca {k}", (u[:, :k] * s[:k]) @ vt[:k], k * (n + t))
+    pcs = {k: (u[:, :k] * s[:k]) @ vt[:k] for k in (10, 30, 100)}
+    for k, low in pcs.items():
+        report(f"pca {k}", low, k * (n + t))
     for k in (10, 30):
-        low = (u[:, :k] * s[:k]) @ vt[:k]
-        report(f"pca {k} + lowpass 0.1", low + lowpass(x - low, 0.1),
+        report(f"pca {k} + lowpass 0.1", pcs[k] + lowpass(x - pcs[k], 0.1),
                k * (n + t) + n * int(round(0.1 * t)))
 
 

@@ -20,28 +20,41 @@ HAXBY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sh
                      "haxby2001-1slice")
 
 
-def main():
+def load_slice():
+    """``(img, mask_img, data (X, Y, Z, T) float64, labels, chunks)`` of the Haxby slice."""
+    import nibabel as nib
+
+    attrs = np.loadtxt(os.path.join(HAXBY, "attributes_literal.txt"), dtype=str)
+    img = nib.load(os.path.join(HAXBY, "bold.nii.gz"))
+    mask_img = nib.load(os.path.join(HAXBY, "mask.nii.gz"))
+    data = np.asarray(img.dataobj, dtype=np.float64)
+    return img, mask_img, data, attrs[:, 0], attrs[:, 1].astype(int)
+
+
+def accuracies(values, img, mask_img, labels, chunks):
+    """Face/house and 8-class accuracy (``metrics.decoding_scores``) of ``values``,
+    any array of the slice's voxel count x T, laid out on ``img``'s grid."""
     import nibabel as nib
 
     from nipype_icainr import metrics
 
+    im = nib.Nifti1Image(values.reshape(img.shape).astype(np.float32), img.affine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fh = metrics.decoding_scores(im, labels, chunks, mask_img, classes=["face", "house"])
+        a8 = metrics.decoding_scores(im, labels, chunks, mask_img)
+    return fh["accuracy"], a8["accuracy"]
+
+
+def main():
     ks = [int(k) for k in sys.argv[1:]] or [25, 50, 100, 200, 400]
-    attrs = np.loadtxt(os.path.join(HAXBY, "attributes_literal.txt"), dtype=str)
-    labels, chunks = attrs[:, 0], attrs[:, 1].astype(int)
-    img = nib.load(os.path.join(HAXBY, "bold.nii.gz"))
-    mask = nib.load(os.path.join(HAXBY, "mask.nii.gz"))
-    data = np.asarray(img.dataobj, dtype=np.float64)
+    img, mask, data, labels, chunks = load_slice()
     flat = data.reshape(-1, data.shape[-1])
     mean = flat.mean(axis=1, keepdims=True)
     u, s, vt = np.linalg.svd(flat - mean, full_matrices=False)
 
     def scores(values):
-        im = nib.Nifti1Image(values.reshape(data.shape).astype(np.float32), img.affine)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fh = metrics.decoding_scores(im, labels, chunks, mask, classes=["face", "house"])
-            a8 = metrics.decoding_scores(im, labels, chunks, mask)
-        return fh["accuracy"], a8["accuracy"]
+        return accuracies(values, img, mask, labels, chunks)
 
     print("original: face/house %.3f, 8-class %.3f" % scores(flat))
     for k in ks:

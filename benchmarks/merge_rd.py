@@ -49,16 +49,13 @@ def main(argv=None):
     prefix, paths = argv[0], argv[1:]
     rows, sources = merge(paths)
     write_atomic(prefix + ".csv", report.to_csv(rows).encode("utf-8"))
-    original = next((r for r in rows if r["method"] == "original"), {})
-    for key, label, suffix in report.PLOTS + EXTRA_PLOTS:
-        report.plot(rows, key, label, f"{prefix}_{suffix}.png",
-                    reference=original.get(key) if key.startswith("cta") else None)
+    pngs = report.write_plots(rows, prefix, report.PLOTS + EXTRA_PLOTS)
     lines = [f"# Rate-distortion curves joined from {len(sources)} icainr bench runs", "",
              "- joined by: `python benchmarks/merge_rd.py " + " ".join(argv) + "`", ""]
     lines += [f"- `{os.path.basename(p)}` ({tag}, {date}): `{cmd}`"
               for p, tag, date, cmd in sources]
     write_atomic(prefix + ".md", ("\n".join(lines) + "\n").encode("utf-8"))
-    print(f"wrote {prefix}.csv, {prefix}.md and {len(report.PLOTS) + len(EXTRA_PLOTS)} PNGs")
+    print(f"wrote {prefix}.csv, {prefix}.md and {len(pngs)} PNGs")
 
 
 if __name__ == "__main__":

@@ -150,9 +150,10 @@ def plot(rows, key, ylabel, path, reference=None):
             continue
         xs, ys = zip(*pts)
         # matplotlib has ten cycle colours: past ten methods the line style tells them apart
-        style = ("-", "--", "-.")[(i // 10) % 3]
-        ax.plot(xs, ys, marker=("o", "^", "D")[(i // 10) % 3] if len(pts) > 1 else "s",
-                label=m, linestyle=style if len(pts) > 1 else "none", color=f"C{i % 10}")
+        cycle = (i // 10) % 3
+        ax.plot(xs, ys, marker=("o", "^", "D")[cycle] if len(pts) > 1 else "s", label=m,
+                linestyle=("-", "--", "-.")[cycle] if len(pts) > 1 else "none",
+                color=f"C{i % 10}")
         drawn += 1
     if reference is not None and isinstance(reference, (int, float)) and math.isfinite(reference):
         ax.axhline(reference, color="k", linestyle=":", label="original")
@@ -192,9 +193,17 @@ def write_outputs(out_dir, tag, rows, meta, details=None, plots=True):
     write_atomic(paths["json"],
                  json.dumps(_sanitize(record), indent=1).encode("utf-8"))
     if plots:
-        original = next((r for r in rows if r["method"] == "original"), {})
-        for key, label, suffix in PLOTS:
-            paths[suffix] = f"{base}_{suffix}.png"
-            plot(rows, key, label, paths[suffix],
-                 reference=original.get(key) if key.startswith("cta") else None)
+        paths.update(write_plots(rows, base))
+    return paths
+
+
+def write_plots(rows, base, plots=PLOTS):
+    """``<base>_<suffix>.png`` for each ``(key, label, suffix)`` of ``plots``; CTA
+    plots carry the original's accuracy as a reference line. Returns {suffix: path}."""
+    original = next((r for r in rows if r["method"] == "original"), {})
+    paths = {}
+    for key, label, suffix in plots:
+        paths[suffix] = f"{base}_{suffix}.png"
+        plot(rows, key, label, paths[suffix],
+             reference=original.get(key) if key.startswith("cta") else None)
     return paths
