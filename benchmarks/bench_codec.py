@@ -65,7 +65,8 @@ def main():
     import nibabel as nib
 
     from nipype_icainr import metrics
-    from nipype_icainr.codec.prepare import compute_mask, load_bold
+    from nipype_icainr.io import load_bold
+    from nipype_icainr.masking import compute_mask
 
     with tempfile.TemporaryDirectory() as tmp:
         packed = os.path.join(tmp, "run.icainr")
@@ -76,7 +77,7 @@ def main():
                        device=args.device)
         img, orig = load_bold(args.bold)
         decoded = np.asarray(nib.load(restored).dataobj, dtype=np.float64)
-        mask = compute_mask(img, orig)
+        mask = compute_mask(orig, img.affine)
         mean_only = np.repeat(orig.mean(-1, keepdims=True), orig.shape[-1], axis=-1)
         figures = {
             "input": os.path.relpath(args.bold), "shape": list(orig.shape),

@@ -24,11 +24,13 @@ def load_slice():
     """``(img, mask_img, data (X, Y, Z, T) float64, labels, chunks)`` of the Haxby slice."""
     import nibabel as nib
 
-    attrs = np.loadtxt(os.path.join(HAXBY, "attributes_literal.txt"), dtype=str)
+    from nipype_icainr.metrics import read_labels
+
     img = nib.load(os.path.join(HAXBY, "bold.nii.gz"))
     mask_img = nib.load(os.path.join(HAXBY, "mask.nii.gz"))
     data = np.asarray(img.dataobj, dtype=np.float64)
-    return img, mask_img, data, attrs[:, 0], attrs[:, 1].astype(int)
+    labels, chunks = read_labels(os.path.join(HAXBY, "attributes_literal.txt"), data.shape[3])
+    return img, mask_img, data, np.asarray(labels), np.asarray(chunks).astype(int)
 
 
 def accuracies(values, img, mask_img, labels, chunks):

@@ -17,10 +17,12 @@ RUN = os.path.join(HERE, "..", "..", "shared", "data", "studyforrest", "sub-02",
 
 
 def main():
-    from nipype_icainr.codec.prepare import compute_mask, ica_decomposition, load_bold
+    from nipype_icainr.codec.network.fit import ica_decomposition
+    from nipype_icainr.io import load_bold
+    from nipype_icainr.masking import compute_mask
 
     img, data = load_bold(sys.argv[1] if len(sys.argv) > 1 else RUN)
-    mask = compute_mask(img, data)
+    mask = compute_mask(data, img.affine)
     series = data[mask]
     resid = series - series.mean(axis=1, keepdims=True)
     rng = series.max() - series.min()

@@ -19,10 +19,16 @@ import os
 import sys
 
 from nipype_icainr.bench import report
-from nipype_icainr.codec.container import write_atomic
+from nipype_icainr.io import write_atomic
 
-EXTRA_PLOTS = [("cta_face_house_acc", "CTA: face vs house decoding accuracy (Haxby)",
+EXTRA_PLOTS = [("cta_accuracy_face_house", "CTA: face vs house decoding accuracy (Haxby)",
                 "cta_face_house")]
+#: column names of bench results written before the QC metric registry -> today's
+RENAMED = {"psnr": "psnr_db", "fla_mean": "fla_mean_abs_dt", "fla_std": "fla_std_abs_dt",
+           "fca_mean": "fca_mean_abs_dr", "fca_std": "fca_std_abs_dr",
+           "cta_face_house_acc": "cta_accuracy_face_house",
+           "cta_face_house_auc": "cta_auc_face_house", "cta_all8_acc": "cta_accuracy_all8",
+           "cta_all8_auc": "cta_auc_all8"}
 
 
 def merge(paths):
@@ -38,6 +44,7 @@ def merge(paths):
                 if have_original:
                     continue
                 have_original = True
+            row = {RENAMED.get(k, k): v for k, v in row.items()}
             rows.append(dict(row, source=os.path.basename(path)))
     return rows, sources
 

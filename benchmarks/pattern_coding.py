@@ -22,13 +22,14 @@ HAXBY = os.path.join(HERE, "..", "..", "shared", "data", "haxby2001-1slice", "bo
 
 def main():
     from nipype_icainr.codec import factor
-    from nipype_icainr.codec.prepare import compute_mask, load_bold
+    from nipype_icainr.io import load_bold
+    from nipype_icainr.masking import compute_mask
 
     path = sys.argv[1] if len(sys.argv) > 1 else HAXBY
     k = int(sys.argv[2]) if len(sys.argv) > 2 else 100
     step = float(sys.argv[3]) if len(sys.argv) > 3 else 80.0
     img, data = load_bold(path)
-    mask = compute_mask(img, data)
+    mask = compute_mask(data, img.affine)
     series = data[mask]
     series = series - series.mean(axis=1, keepdims=True)
     maps, _ = factor.principal_basis(series, k)

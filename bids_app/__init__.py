@@ -1,5 +1,8 @@
-"""The BIDS App (``bids_dir output_dir participant|group``).
+"""The BIDS App: ``icainr-bids`` (participant and group levels) and ``icainr-restore``.
 
-Not written yet: this package is reserved by the repository layout and is built
-by the BIDS-App issue, on top of ``workflows``.
+Modules: ``cli`` (the command line), ``queries`` (pybids), ``participant`` and
+``workflow`` (one ``workflows.init_icainr_wf`` per run, then the derivatives
+sink), ``derivatives`` (BIDS names, sidecars, ``dataset_description.json``),
+``group`` (the group QC table and report), ``restore`` (back to raw BIDS),
+``fmriprep`` (``--run-fmriprep`` through ``fmriprep-docker``).
 """

@@ -28,8 +28,9 @@ def build_parser():
                    help="use these fMRIPrep derivatives (space-MNI152NLin2009cAsym "
                         "desc-preproc BOLD) instead of registering")
     g.add_argument("--run-fmriprep", action="store_true",
-                   help="print the fmriprep-docker command that would preprocess the "
-                        "participants first, then exit")
+                   help="first preprocess the participants with fMRIPrep (runs the "
+                        "fmriprep-docker wrapper, which needs Docker and a FreeSurfer "
+                        "license), then compress its MNI-space BOLD")
     g.add_argument("--fs-license-file", metavar="FILE", help="for --run-fmriprep")
     c = p.add_argument_group("codec and QC")
     c.add_argument("--ratio", type=float, default=100.0, help="target ratio (default 100)")

@@ -6,45 +6,25 @@ import os
 from nipype.interfaces.base import (BaseInterfaceInputSpec, Directory, File, SimpleInterface,
                                     TraitedSpec, isdefined, traits)
 
-from nipype_icainr import __version__
-from nipype_icainr.codec.container import write_atomic
+from nipype_icainr import __version__, qc
+from nipype_icainr.io import copy_atomic, write_json_atomic, write_text_atomic
 
 PIPELINE = "nipype-icainr"
 MNI_SPACE = "_space-MNI152NLin2009cAsym_res-grid64"
 #: files BIDS has no name for: the validator is told to skip them
 BIDSIGNORE = ["*.icainr", "*_desc-icainr_bold.json", "*_report.html", "*_qc.tsv", "group_*", "logs/"]
-QC_COLUMNS = ["source", "space", "ratio", "ratio_disk", "file_bytes", "psnr_db", "ssim",
-              "psnr_mean_frame_only_db", "fla_mean_abs_dt", "fla_std_abs_dt", "fca_mean_abs_dr",
-              "fca_std_abs_dr", "fca_regions", "registration_dice", "fit_seconds",
-              "compress_seconds", "decompress_seconds"]
+#: the per-run QC table: the run, the file, every QC metric's columns (``nipype_icainr.qc``),
+#: then registration and timing
+QC_COLUMNS = (["source", "space", "ratio", "ratio_disk", "file_bytes"]
+              + [c.key for c in qc.columns()]
+              + ["psnr_mean_frame_only_db", "registration_dice", "fit_seconds",
+                 "compress_seconds", "decompress_seconds"])
 
 
 def run_prefix(bold_path):
     """``sub-X[_ses-Y]_task-Z[_run-N]...`` of a BOLD file name."""
     name = os.path.basename(bold_path)
     return name.split("_bold.")[0]
-
-
-def copy_atomic(src, dst):
-    """Copy ``src`` to ``dst`` atomically (``codec.container.write_atomic``)."""
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    with open(src, "rb") as fh:
-        write_atomic(dst, fh.read())
-    return dst
-
-
-def write_text_atomic(text, dst):
-    """``report.write_text_atomic``, creating the folder first."""
-    from nipype_icainr.report import write_text_atomic as write_text
-
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    write_text(dst, text)
-    return dst
-
-
-def write_json_atomic(payload, dst):
-    return write_text_atomic(json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n",
-                             dst)
 
 
 def write_dataset_description(output_dir, bids_dir, container=None):
@@ -57,7 +37,7 @@ def write_dataset_description(output_dir, bids_dir, container=None):
             "DatasetLinks": {"raw": "file://" + os.path.abspath(bids_dir)}}
     if container:
         desc["GeneratedBy"][0]["Container"] = container
-    write_json_atomic(desc, os.path.join(output_dir, "dataset_description.json"))
+    write_json_atomic(os.path.join(output_dir, "dataset_description.json"), desc)
     with open(os.path.join(output_dir, ".bidsignore"), "w") as fh:
         fh.write("\n".join(BIDSIGNORE) + "\n")
     readme = os.path.join(output_dir, "README.md")
@@ -113,7 +93,8 @@ class WriteDerivatives(SimpleInterface):
         folder = os.path.join(inp.output_dir, rel_dir)
         space = "" if inp.space == "native" else MNI_SPACE
         meta = json.loads(inp.metadata)
-        qc = json.load(open(inp.qc_json))
+        record = json.load(open(inp.qc_json))
+        values = record["values"]
         codec = info(inp.compressed)
         written = []
         base = os.path.join(folder, f"{prefix}{space}_desc-icainr_bold")
@@ -124,32 +105,27 @@ class WriteDerivatives(SimpleInterface):
             "SourceFile": inp.source_relpath, "Space": inp.space,
             "CompressionRatio": codec["ratio"], "CompressionRatioAgainstSourceFile":
                 codec["ratio_disk"], "TargetRatio": inp.target_ratio, "Preset": inp.preset,
-            "PSNR": qc["psnr_db"], "SSIM": qc["ssim"],
+            "PSNR": values.get("psnr_db"), "SSIM": values.get("ssim"),
             "CodecVersion": codec["software"]["nipype_icainr"], "Software": codec["software"],
             "RepetitionTime": codec["image"]["tr"], "SourceSidecar": meta,
         }
         if "TaskName" in meta:
             sidecar["TaskName"] = meta["TaskName"]
-        written.append(write_json_atomic(sidecar, base + ".json"))
+        written.append(write_json_atomic(base + ".json", sidecar))
         report = os.path.join(folder, f"{prefix}{space}_desc-icainr_report.html")
         written.append(copy_atomic(inp.report, report))
-        row = {"source": inp.source_relpath, "space": inp.space, "ratio": qc["ratio"],
-               "ratio_disk": qc["ratio_disk"], "file_bytes": qc["file_bytes"],
-               "psnr_db": qc["psnr_db"], "ssim": qc["ssim"],
-               "psnr_mean_frame_only_db": qc["psnr_mean_frame_only_db"],
-               "fla_mean_abs_dt": qc.get("fla", {}).get("mean_abs_dt"),
-               "fla_std_abs_dt": qc.get("fla", {}).get("std_abs_dt"),
-               "fca_mean_abs_dr": qc.get("fca", {}).get("mean_abs_dr"),
-               "fca_std_abs_dr": qc.get("fca", {}).get("std_abs_dr"),
-               "fca_regions": qc.get("fca", {}).get("n_regions"),
-               "registration_dice": qc.get("registration", {}).get("dice_brain_mask"),
-               "fit_seconds": qc.get("fit_seconds"), "compress_seconds": qc.get("compress_seconds"),
-               "decompress_seconds": qc.get("decompress_seconds")}
+        row = dict({c: values.get(c) for c in QC_COLUMNS}, source=inp.source_relpath,
+                   space=inp.space, ratio=record["ratio"], ratio_disk=record["ratio_disk"],
+                   file_bytes=record["file_bytes"],
+                   psnr_mean_frame_only_db=record["psnr_mean_frame_only_db"],
+                   registration_dice=record.get("registration", {}).get("dice_brain_mask"),
+                   fit_seconds=record.get("fit_seconds"),
+                   compress_seconds=record.get("compress_seconds"),
+                   decompress_seconds=record.get("decompress_seconds"))
         tsv = os.path.join(folder, f"{prefix}{space}_desc-icainr_qc.tsv")
         written.append(write_text_atomic(
-            "\t".join(QC_COLUMNS) + "\n"
-            + "\t".join("n/a" if row[c] is None else str(row[c]) for c in QC_COLUMNS) + "\n",
-            tsv))
+            tsv, "\t".join(QC_COLUMNS) + "\n"
+            + "\t".join("n/a" if row[c] is None else str(row[c]) for c in QC_COLUMNS) + "\n"))
         bold_meta = {k: v for k, v in meta.items() if k in ("RepetitionTime", "TaskName",
                                                            "SliceTiming", "EchoTime")}
         bold_meta["RepetitionTime"] = codec["image"]["tr"]
@@ -158,16 +134,15 @@ class WriteDerivatives(SimpleInterface):
         if isdefined(inp.decompressed):
             dst = os.path.join(folder, f"{prefix}{space}_desc-icainrdecompressed_bold.nii.gz")
             written.append(copy_atomic(inp.decompressed, dst))
-            written.append(write_json_atomic(dict(bold_meta, Description=(
-                "the run decompressed from its ICA-INR file"), Sources=[
-                f"bids::{os.path.relpath(base + '.icainr', inp.output_dir)}"]),
-                dst.replace(".nii.gz", ".json")))
+            written.append(write_json_atomic(dst.replace(".nii.gz", ".json"), dict(
+                bold_meta, Description="the run decompressed from its ICA-INR file",
+                Sources=[f"bids::{os.path.relpath(base + '.icainr', inp.output_dir)}"])))
         if isdefined(inp.registered) and inp.space != "native":
             dst = os.path.join(folder, f"{prefix}{space}_desc-preproc_bold.nii.gz")
             written.append(copy_atomic(inp.registered, dst))
-            written.append(write_json_atomic(dict(bold_meta, Description=(
-                "the run resampled onto the 64x64x48 MNI152 grid"), Sources=[
-                f"bids:raw:{inp.source_relpath}"]), dst.replace(".nii.gz", ".json")))
+            written.append(write_json_atomic(dst.replace(".nii.gz", ".json"), dict(
+                bold_meta, Description="the run resampled onto the 64x64x48 MNI152 grid",
+                Sources=[f"bids:raw:{inp.source_relpath}"])))
         if isdefined(inp.events_file):
             dst = os.path.join(folder, os.path.basename(inp.events_file))
             written.append(copy_atomic(inp.events_file, dst))

@@ -5,10 +5,11 @@ import os
 
 import numpy as np
 
+from nipype_icainr import qc
 from nipype_icainr.codec.errors import ICAINRError
 
-METRICS = [("ratio", "compression ratio"), ("psnr_db", "PSNR (dB)"),
-           ("fla_mean_abs_dt", "FLA mean |dt|"), ("fca_mean_abs_dr", "FCA mean |dr|")]
+#: the distributions shown: the ratio and every QC column marked for the group report
+METRICS = [("ratio", "compression ratio")] + [(c.key, c.heading) for c in qc.columns() if c.group]
 
 
 def collect_qc(output_dir):
@@ -25,13 +26,13 @@ def collect_qc(output_dir):
 
 
 def plot_distributions(table, out_png):
-    from nipype_icainr.report import _pyplot
+    from nipype_icainr.qc.figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.4))
     rng = np.random.default_rng(0)
     for ax, (col, label) in zip(axes, METRICS):
-        vals = table[col].dropna().to_numpy(dtype=float)
+        vals = table[col].dropna().to_numpy(dtype=float) if col in table else np.zeros(0)
         if len(vals):
             ax.boxplot(vals, widths=0.5, showfliers=False)
             ax.scatter(1 + rng.uniform(-0.12, 0.12, len(vals)), vals, s=14, color="tab:red",
@@ -48,6 +49,8 @@ def run_group(args):
     import tempfile
 
     from nipype_icainr import report
+    from nipype_icainr.io import write_text_atomic
+    from nipype_icainr.provenance import analysis_versions
 
     output_dir = os.path.abspath(args.output_dir)
     if not os.path.isfile(os.path.join(output_dir, "dataset_description.json")):
@@ -55,25 +58,25 @@ def run_group(args):
                                       "dataset_description.json); run the participant level")
     table = collect_qc(output_dir)
     tsv = os.path.join(output_dir, "group_desc-icainr_qc.tsv")
-    report.write_text_atomic(tsv, table.to_csv(sep="\t", index=False, na_rep="n/a"))
+    write_text_atomic(tsv, table.to_csv(sep="\t", index=False, na_rep="n/a"))
     with tempfile.TemporaryDirectory() as scratch:
         png = os.path.join(scratch, "group.png")
         plot_distributions(table, png)
         summary = []
         for col, label in METRICS:
-            vals = table[col].dropna()
+            vals = table[col].dropna() if col in table else []
             if len(vals):
                 summary.append((label, f"{vals.median():.3f}",
                                 f"median over {len(vals)} run(s); range {vals.min():.3f} to "
                                 f"{vals.max():.3f}"))
         rows = [["run"] + [label for _, label in METRICS]] + [
-            [r["source"]] + [report.fmt(r[c]) for c, _ in METRICS] for _, r in table.iterrows()]
+            [r["source"]] + [report.fmt(r.get(c)) for c, _ in METRICS] for _, r in table.iterrows()]
         html_text = report.render_report(
             "group report", summary,
             [{"title": "Distributions across runs", "rows": [],
               "figures": [report.embed_png(png, "distributions")]},
              {"title": "Runs", "rows": rows, "figures": []}],
-            report.software_versions())
-    report.write_text_atomic(os.path.join(output_dir, "group_desc-icainr_report.html"), html_text)
+            analysis_versions())
+    write_text_atomic(os.path.join(output_dir, "group_desc-icainr_report.html"), html_text)
     print(f"icainr-bids: group level over {len(table)} run(s): {tsv}")
     return 0

@@ -20,7 +20,7 @@ def restore(deriv_dir, out_dir, participant_labels=None, force=False, device="au
     """Restore every compressed run; returns the list of NIfTI files written."""
     from nipype_icainr.codec.api import decompress
 
-    from .derivatives import copy_atomic, write_json_atomic
+    from nipype_icainr.io import copy_atomic, write_json_atomic
 
     if not os.path.isdir(deriv_dir):
         raise ICAINRError(deriv_dir, "no such directory")
@@ -53,16 +53,17 @@ def restore(deriv_dir, out_dir, participant_labels=None, force=False, device="au
         meta = sidecar.get("SourceSidecar") if native else {
             "RepetitionTime": sidecar.get("RepetitionTime"), "TaskName": sidecar.get("TaskName")}
         stem = dst[:-len(".nii.gz")] if dst.endswith(".nii.gz") else dst[:-len(".nii")]
-        write_json_atomic({k: v for k, v in (meta or {}).items() if v is not None},
-                          stem + ".json")
+        write_json_atomic(stem + ".json",
+                          {k: v for k, v in (meta or {}).items() if v is not None})
         events = glob.glob(os.path.join(os.path.dirname(path),
                                         os.path.basename(stem).replace("_bold", "") + "_events.tsv"))
         for ev in events:
             copy_atomic(ev, os.path.join(os.path.dirname(dst), os.path.basename(ev)))
     desc_path = os.path.join(out_dir, "dataset_description.json")
     if not os.path.exists(desc_path):
-        write_json_atomic({"Name": f"restored from {os.path.abspath(deriv_dir)} by icainr-restore",
-                           "BIDSVersion": "1.10.0", "DatasetType": "raw"}, desc_path)
+        write_json_atomic(desc_path, {
+            "Name": f"restored from {os.path.abspath(deriv_dir)} by icainr-restore",
+            "BIDSVersion": "1.10.0", "DatasetType": "raw"})
     return written
 
 

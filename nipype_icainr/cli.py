@@ -133,11 +133,8 @@ def _cmd_compress(args):
         ssim = "n/a (an axis under 3 voxels)" if res["ssim"] is None else f"{res['ssim']:.4f}"
         print(f"  PSNR {res['psnr']:.2f} dB, SSIM {ssim} (brain mask, "
               f"{res['n_voxels']:,} voxels)")
-    a = res["arch"]
-    model = (f"factorization K={a['n_components']}" if a.get("model") == "factor"
-             else f"network K={a['n_components']}, MLP width {a['mlp_width']}")
     print(f"  fit {res['fit_seconds']:.1f} s on {res['device']}, total {res['total_seconds']:.1f} s;"
-          f" {model}")
+          f" {res['model']}")
 
 
 def _cmd_decompress(args):
@@ -167,14 +164,7 @@ def _cmd_info(args):
           f"{res['ratio_disk']:.2f} against the source file")
     print("  sections  " + ", ".join(f"{t} {n:,} B" for t, n in res["sections"].items())
           + f", header and framing {res['header_bytes']:,} B")
-    a = res["arch"]
-    if a.get("model") == "factor":
-        print(f"  model     coded factorization, K={a['n_components']} voxel maps x "
-              f"activation patterns of T={a['n_timepoints']}")
-    else:
-        print(f"  network   K={a['n_components']} patterns x T={a['n_timepoints']}, "
-              f"MLP {a['mlp_layers']} layers x {a['mlp_width']}, {a['pe_frequencies']} PE "
-              f"frequencies, fusion {a['fusion_channels']}ch depth {a['fusion_depth']}")
+    print(f"  model     {res['model']}")
     print(f"  voxels    {res['n_voxels']:,} in the mask; preset {res['config'].get('name')}, "
           f"seed {res['seed']}, fitted on {res['fit_device']}")
     print("  software  " + ", ".join(f"{k} {v}" for k, v in (res["software"] or {}).items()))

@@ -50,11 +50,11 @@ def synthetic_bold(shape=(18, 20, 10, 48), seed=0, slope=2.5, inter=10.0):
 
 def save_with_scaling(img, raw, path):
     """Save int16 ``raw`` with the image's slope/intercept kept exactly."""
-    from nipype_icainr.codec.nifti_io import describe_image, write_nifti
+    from nipype_icainr.io import describe_image, write_described
 
     desc = describe_image(img, __file__)
     desc["scl_slope"], desc["scl_inter"] = img.header.get_slope_inter()
-    write_nifti(path, raw * desc["scl_slope"] + desc["scl_inter"], desc, "fixture")
+    write_described(path, raw * desc["scl_slope"] + desc["scl_inter"], desc, "fixture")
 
 
 @pytest.fixture(scope="session")

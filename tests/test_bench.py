@@ -162,24 +162,29 @@ def test_search_rule():
 
 
 def test_reference_cache_agrees_with_metrics(bold_file, tmp_path):
-    from nipype_icainr.bench.metrics_cache import Reference
+    from nipype_icainr.bench.reference import Reference
 
     inp = load_input(bold_file)
     events = pd.read_csv(_events(tmp_path / "events.tsv"), sep="\t")
     ref = Reference(inp, events, n_parcels=12)
+    assert {"psnr", "ssim", "fla", "fca", "fca_compact"} <= set(ref.refs)
+    assert ref.skipped["fca_power"] == "not an MNI-space run" and "cta" in ref.skipped
     rng = np.random.default_rng(0)
     noisy = inp.as_written(inp.data + rng.normal(0, 20.0, inp.shape))
     orig_img, dec_img = inp.image_of(inp.data), inp.image_of(noisy)
-    fla = ref.fla(dec_img)
-    direct = metrics.fla_residuals(orig_img, dec_img, events, inp.tr, ref.mask_img)
-    assert fla["mean_abs_dt"] == pytest.approx(direct["mean_abs_dt"], rel=1e-9)
-    assert fla["per_condition"]["body"]["std_abs_dt"] == pytest.approx(
+    values, details, notes = ref.compare(noisy)
+    assert not notes
+    direct = metrics.fla_residuals(orig_img, dec_img, events, inp.tr, inp.mask_img())
+    assert values["fla_mean_abs_dt"] == pytest.approx(direct["mean_abs_dt"], rel=1e-9)
+    assert details["fla"]["per_condition"]["body"]["std_abs_dt"] == pytest.approx(
         direct["per_condition"]["body"]["std_abs_dt"], rel=1e-9)
-    fca = ref.fca(dec_img)
-    direct = metrics.fca_residuals(orig_img, dec_img, ref.mask_img, labels_img=ref.labels_img)
-    assert fca["mean_abs_dr"] == pytest.approx(direct["mean_abs_dr"], rel=1e-9)
-    assert fca["n_regions"] == direct["n_regions"] == 12
-    assert fca["mean_abs_dr"] > 0 and fla["mean_abs_dt"] > 0
+    direct = metrics.fca_residuals(orig_img, dec_img, inp.mask_img(),
+                                   labels_img=ref.refs["fca"]["labels"])
+    assert values["fca_mean_abs_dr"] == pytest.approx(direct["mean_abs_dr"], rel=1e-9)
+    assert values["fca_regions"] == direct["n_regions"] == 12
+    assert values["fca_mean_abs_dr"] > 0 and values["fla_mean_abs_dt"] > 0
+    assert 0 < values["fca_compact_mean_abs_dr"] < 1
+    assert values["psnr_db"] == pytest.approx(metrics.psnr(inp.data, noisy, inp.mask))
 
 
 def _read_csv(path):
@@ -209,20 +214,22 @@ def test_cli_bench_writes_consistent_tables(bold_file, tmp_path):
         assert float(row["compress_s"]) > 0 and float(row["decompress_s"]) > 0
         assert float(row["compress_peak_mb"]) > 10 and float(row["decompress_peak_mb"]) > 10
         if key[1] == "":  # lossless
-            assert row["psnr"] == "inf" and float(row["ssim"]) == 1.0
-            assert float(row["fla_mean"]) == 0.0 and float(row["fca_mean"]) == 0.0
-            assert float(row["fla_body_mean"]) == 0.0
+            assert row["psnr_db"] == "inf" and float(row["ssim"]) == 1.0
+            assert float(row["fla_mean_abs_dt"]) == 0.0
+            assert float(row["fca_mean_abs_dr"]) == 0.0
+            assert float(row["fca_compact_mean_abs_dr"]) == 0.0
         else:
             assert ratio >= TOLERANCE * 10.0
-            assert 20.0 < float(row["psnr"]) < 200.0 and 0.0 < float(row["ssim"]) < 1.0
-            assert float(row["fla_mean"]) > 0 and float(row["fla_body_mean"]) > 0
-            assert 0.0 < float(row["fca_mean"]) < 1.0
+            assert 20.0 < float(row["psnr_db"]) < 200.0 and 0.0 < float(row["ssim"]) < 1.0
+            assert np.isfinite(float(row["psnr_full_db"]))  # peers may zero the background
+            assert float(row["fla_mean_abs_dt"]) > 0
+            assert 0.0 < float(row["fca_mean_abs_dr"]) < 1.0
     assert float(rows[("zstd", "")]["ratio"]) > float(rows[("gzip", "")]["ratio"]) * 0.9
     # CTA on the Haxby-like slice: lossless methods decode exactly like the original
-    cta = ["cta_face_house_acc", "cta_face_house_auc", "cta_all8_acc", "cta_all8_auc"]
+    cta = ["cta_accuracy_face_house", "cta_auc_face_house", "cta_accuracy_all8", "cta_auc_all8"]
     original = rows[("original", "")]
-    assert float(original["cta_face_house_acc"]) > 0.9  # the patterns are easy to tell apart
-    assert float(original["cta_all8_acc"]) > 0.5  # chance is 1/8
+    assert float(original["cta_accuracy_face_house"]) > 0.9  # easy to tell apart
+    assert float(original["cta_accuracy_all8"]) > 0.5  # chance is 1/8
     for key in (("gzip", ""), ("zstd", "")):
         assert [rows[key][c] for c in cta] == [original[c] for c in cta]
     for key in (("svd", "10.0"), ("zfp", "10.0")):

@@ -47,9 +47,9 @@ def test_example_workflow_runs_the_interfaces(example_run, bold_file):
     rep = example_run["report"].result.outputs
     assert 18 <= rep.ratio <= 22
     qc = json.load(open(rep.out_json))
-    assert qc["psnr_db"] == pytest.approx(rep.psnr)
-    assert qc["psnr_db"] > qc["psnr_mean_frame_only_db"] + 3
-    assert "fla" not in qc  # no events were given
+    assert qc["values"]["psnr_db"] == pytest.approx(rep.psnr)
+    assert qc["values"]["psnr_db"] > qc["psnr_mean_frame_only_db"] + 3
+    assert "fla" not in qc["metrics"]  # no events were given
 
 
 def test_interfaces_refuse_mismatched_runs(bold_file, tmp_path):

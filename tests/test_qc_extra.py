@@ -36,7 +36,7 @@ def test_decoding_qc_on_haxby(tmp_path):
     bad = DecodingQC(decompressed=str(noisy_file), **common).run(cwd=str(tmp_path)).outputs
     assert bad.accuracy_decompressed < same.accuracy_original
     record = json.load(open(bad.out_json))
-    assert record["original"]["n_samples"] == 216  # 12 runs x (9 face + 9 house) volumes
+    assert record["details"]["original"]["n_samples"] == 216  # 12 runs x (9 face + 9 house) volumes
 
 
 def test_resample_fmriprep_derivative_to_grid(tmp_path):

@@ -33,9 +33,10 @@ def test_studyforrest_default_preset_ratio_100_and_exact_header(tmp_path):
     assert raw.min() >= 0 and raw.max() <= 32767
     # quality floor: the quantised-SVD peer measured 45.9 dB at this ratio (README, bench)
     from nipype_icainr import metrics
-    from nipype_icainr.codec.prepare import compute_mask, load_bold
+    from nipype_icainr.io import load_bold
+    from nipype_icainr.masking import compute_mask
 
     img, data = load_bold(STUDYFORREST)
-    mask = compute_mask(img, data)
+    mask = compute_mask(data, img.affine)
     decoded = np.asarray(dec.dataobj, dtype=np.float64)
     assert metrics.psnr(data, decoded, mask) > 46.5

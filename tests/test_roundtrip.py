@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nipype_icainr import compress, decompress, info, metrics
-from nipype_icainr.codec.prepare import compute_mask
+from nipype_icainr.masking import compute_mask
 
 from .conftest import TINY
 
@@ -49,7 +49,7 @@ def test_reconstruction_beats_the_mean_frame(bold_file, compressed, tmp_path):
     orig_img = nib.load(bold_file)
     orig = np.asarray(orig_img.dataobj, dtype=np.float64)
     dec = np.asarray(_decompress(compressed[0], tmp_path).dataobj, dtype=np.float64)
-    mask = compute_mask(orig_img, orig)
+    mask = compute_mask(orig, orig_img.affine)
     mean_only = np.repeat(orig.mean(-1, keepdims=True), orig.shape[-1], axis=-1)
     p_dec = metrics.psnr(orig, dec, mask)
     p_mean = metrics.psnr(orig, mean_only, mask)
@@ -144,6 +144,6 @@ def test_format_2_factor_files_still_decode():
     img, raw = synthetic_bold(shape=(10, 12, 6, 30))
     values, _ = decode_array(path)
     orig = raw * 2.5 + 10.0  # the fixture's scl_slope and scl_inter
-    mask = compute_mask(img, orig)
+    mask = compute_mask(orig, img.affine)
     # 54.26 dB here; a misread section decodes to noise (under 10 dB)
     assert metrics.psnr(orig, values, mask) > 50.0

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from nipype_icainr import ICAINRError, metrics
-from nipype_icainr.codec import entropy
+from nipype_icainr.codec.network import weights as entropy
 from nipype_icainr.codec.config import available_presets, load_preset, validate_config
-from nipype_icainr.codec.fit import ssim_1d
-from nipype_icainr.codec.model import ICAINRNet, count_parameters
+from nipype_icainr.codec.network.fit import ssim_1d
+from nipype_icainr.codec.network.net import ICAINRNet, count_parameters
 
 
 def test_psnr_against_a_hand_computed_value():
@@ -200,15 +200,14 @@ def test_pattern_bands_are_octaves_covering_the_series():
 
 def test_single_slice_mask_is_the_head_not_every_voxel():
     """compute_epi_mask's 3D opening erases a one-slice image; the codec masks it anyway."""
-    import nibabel as nib
 
-    from nipype_icainr.codec.prepare import compute_mask
+    from nipype_icainr.masking import compute_mask
 
     yy, xx = np.mgrid[:40, :30]
     head = (yy - 20) ** 2 / 15 ** 2 + (xx - 15) ** 2 / 11 ** 2 < 1
     rng = np.random.default_rng(0)
     data = np.where(head, 1000.0, 5.0)[:, :, None, None] + rng.normal(size=(40, 30, 1, 20))
-    mask = compute_mask(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), data)
+    mask = compute_mask(data)
     assert mask.shape == (40, 30, 1)
     assert np.array_equal(mask[:, :, 0], head)
 

@@ -116,18 +116,19 @@ def test_compression_and_qc_figures_are_sensible(workflow_run):
     dec = nib.load(nodes["decompress"].result.outputs.out_file)
     assert dec.shape == (64, 64, 48, N_VOLUMES)
     qc = json.load(open(nodes["qc_report"].result.outputs.out_json))
-    assert qc["psnr_db"] > qc["psnr_mean_frame_only_db"]
-    assert 0.5 < qc["ssim"] <= 1.0
-    fla = qc["fla"]
-    assert set(fla["per_condition"]) == {"faces", "houses"}
+    values = qc["values"]
+    assert values["psnr_db"] > qc["psnr_mean_frame_only_db"]
+    assert 0.5 < values["ssim"] <= 1.0
+    per = qc["metrics"]["fla"]["details"]["per_condition"]
+    assert set(per) == {"faces", "houses"}
     # the planted activation is found on the original (40 volumes, two blocks each) ...
-    assert fla["per_condition"]["faces"]["max_abs_t_original"] > 4
+    assert per["faces"]["max_abs_t_original"] > 4
     # ... and the decompressed run's t-maps stay within a few t of it
-    assert 0 <= fla["mean_abs_dt"] < 3
-    fca = qc["fca"]
-    assert fca["n_regions"] > 50 and "Power" in fca["atlas"]
+    assert 0 <= values["fla_mean_abs_dt"] < 3
+    assert values["fca_regions"] > 50 and "Power" in qc["metrics"]["fca"]["details"]["atlas"]
     # most spheres hold only noise in this fixture, whose correlations the codec does not keep
-    assert 0 <= fca["mean_abs_dr"] < 1.0
+    assert 0 <= values["fca_mean_abs_dr"] < 1.0
+    assert "ICA-INR" in qc["methods"] and "nipype-icainr" in qc["methods"]
 
 
 def test_report_embeds_every_figure(workflow_run):
@@ -136,6 +137,7 @@ def test_report_embeds_every_figure(workflow_run):
     assert html.count("data:image/png;base64,") == 4  # slices, time series, t-maps, matrices
     assert "First-level analysis (FLA)" in html and "Functional connectivity (FCA)" in html
     assert "PSNR" in html and "nipype" in html
+    assert "Methods" in html and "Li et al. (2024)" in html
 
 
 def test_compress_node_is_a_gpu_node_only_with_cuda():

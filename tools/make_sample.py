@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 
 sys.path.insert(0, os.getcwd())
-from nipype_icainr.codec.nifti_io import describe_image, write_nifti  # noqa: E402
+from nipype_icainr.io import describe_image, write_described  # noqa: E402
 
 SRC = "../shared/data/studyforrest"
 DST = "nipype_icainr/data/sample/studyforrest-slab"
@@ -27,7 +27,7 @@ raw = np.asarray(img.dataobj.get_unscaled())[CUT]
 desc = describe_image(cut, f"{SRC}/{RUN}_bold.nii.gz")
 desc["scl_slope"], desc["scl_inter"] = float(img.dataobj.slope), float(img.dataobj.inter)
 os.makedirs(f"{DST}/sub-02/func", exist_ok=True)
-write_nifti(f"{DST}/{RUN}_bold.nii.gz", raw * img.dataobj.slope + img.dataobj.inter, desc, "sample")
+write_described(f"{DST}/{RUN}_bold.nii.gz", raw * img.dataobj.slope + img.dataobj.inter, desc, "sample")
 check = nib.load(f"{DST}/{RUN}_bold.nii.gz")
 assert np.array_equal(np.asarray(check.dataobj.get_unscaled()), raw)
 assert np.allclose(check.affine, cut.affine)

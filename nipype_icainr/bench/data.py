@@ -1,7 +1,7 @@
 """The benchmark's input: one 4D run in physical units, its brain mask and its stored dtype.
 
 Every method codes the *same* float64 array returned by the codec's loader
-(``nipype_icainr.codec.prepare.load_bold``), and every decoded array is
+(``nipype_icainr.io.load_bold``), and every decoded array is
 compared after being put back on the grid the NIfTI would store
 (``BenchInput.as_written``): rounded to the stored integer dtype through
 ``scl_slope``/``scl_inter`` and clipped, exactly as a ``.nii.gz`` written by
@@ -28,7 +28,7 @@ class BenchInput:
     data : ndarray of float64, shape (X, Y, Z, T)
         Physical values.
     mask : ndarray of bool, shape (X, Y, Z)
-        The brain mask (``compute_mask``, the codec's own).
+        The brain mask (``masking.compute_mask``, the codec's own).
     dtype : numpy.dtype
         The stored dtype (``int16`` for scanner output).
     slope, inter : float or None
@@ -58,12 +58,18 @@ class BenchInput:
         return float(self.img.header.get_zooms()[3])
 
     def context(self):
-        """What a method needs besides the array (JSON-able): stored dtype, scaling, file."""
+        """What a method needs besides the array (JSON-able): stored dtype, scaling, the
+        image description the codec stores (``io.describe_image``), the file."""
+        from ..io import describe_image
+
         return {"dtype": np.dtype(self.dtype).str, "slope": self.slope, "inter": self.inter,
-                "source_path": os.path.abspath(self.path), "shape": list(self.shape)}
+                "source_path": os.path.abspath(self.path), "shape": list(self.shape),
+                "image": describe_image(self.img, self.path)}
 
     def as_written(self, values):
         """``values`` put on the stored grid: what a NIfTI of the decoded run holds."""
+        from ..io import as_written
+
         return as_written(values, self.dtype, self.slope, self.inter)
 
     def image_of(self, values):
@@ -82,44 +88,6 @@ class BenchInput:
         return nib.Nifti1Image(self.mask.astype(np.uint8), self.img.affine)
 
 
-def file_scaling(img):
-    """``(slope, inter)`` as nibabel applies them when reading, ``(None, None)`` if unscaled."""
-    slope = getattr(img.dataobj, "slope", None)
-    inter = getattr(img.dataobj, "inter", None)
-    if slope is None:
-        slope, inter = img.header.get_slope_inter()
-    slope = 1.0 if slope is None or not np.isfinite(slope) else float(slope)
-    inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
-    if slope == 1.0 and inter == 0.0:
-        return None, None
-    return slope, inter
-
-
-def to_stored(values, dtype, slope, inter):
-    """Physical values -> stored dtype (rounded and clipped for integer dtypes)."""
-    dtype = np.dtype(dtype)
-    raw = np.asarray(values, dtype=np.float64)
-    if slope is not None:
-        raw = (raw - inter) / slope
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(raw), info.min, info.max).astype(dtype)
-    return raw.astype(dtype)
-
-
-def from_stored(stored, slope, inter):
-    """Stored values -> float64 physical values, with the formula nibabel reads them with."""
-    out = np.asarray(stored).astype(np.float64)
-    if slope is not None:
-        out = out * np.float64(slope) + np.float64(inter)
-    return out
-
-
-def as_written(values, dtype, slope, inter):
-    """Round trip through the stored dtype (see the module docstring)."""
-    return from_stored(to_stored(values, dtype, slope, inter), slope, inter)
-
-
 def load_input(path, mask=None):
     """Load a 4D run with the codec's loader and mask.
 
@@ -134,11 +102,12 @@ def load_input(path, mask=None):
     -------
     BenchInput
     """
-    from ..codec.prepare import compute_mask, load_bold
+    from ..io import file_scaling, load_bold
+    from ..masking import compute_mask
 
     img, data = load_bold(path)
     if mask is None:
-        mask = compute_mask(img, data)
+        mask = compute_mask(data, img.affine)
     slope, inter = file_scaling(img)
     return BenchInput(path=os.fspath(path), img=img, data=data, mask=np.asarray(mask, bool),
                       dtype=np.dtype(img.get_data_dtype()).newbyteorder("="), slope=slope,

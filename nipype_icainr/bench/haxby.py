@@ -2,11 +2,10 @@
 
 The directory holds ``bold.nii.gz`` (40x20x1x1452 int16), ``mask.nii.gz`` (the
 slice's brain mask) and ``attributes_literal.txt`` (``<label> <run>`` per
-volume). Each method compresses the whole 4D array at each target ratio and
-``metrics.decoding_scores`` (linear SVM, z-scored per run, 10-fold
-``GroupKFold`` over the 12 runs) scores the decoded run for face vs house and
-for all 8 categories (``rest`` excluded), accuracy and ROC AUC (macro
-one-vs-rest for 8 classes), next to the original's scores.
+volume). Each method compresses the whole 4D array at each target ratio and the
+QC metric ``cta`` (linear SVM, z-scored per run, 10-fold ``GroupKFold`` over the
+12 runs) scores the decoded run for each problem of ``PROBLEMS``, accuracy and
+ROC AUC (macro one-vs-rest for 8 classes), next to the original's scores.
 
 The array is read with nibabel (physical units, float64). The provided brain
 mask of the slice is the methods' mask and the decoder's features; the ICA-INR
@@ -19,7 +18,7 @@ import os
 
 import numpy as np
 
-#: the two decoding problems: name -> classes (None = every label but rest)
+#: the decoding problems of the Haxby data: name -> classes (None = every label but rest)
 PROBLEMS = {"face_house": ["face", "house"], "all8": None}
 
 
@@ -27,7 +26,9 @@ def load_haxby(directory):
     """``(BenchInput, labels, chunks)`` of the Haxby slice in ``directory``."""
     import nibabel as nib
 
-    from .data import BenchInput, file_scaling
+    from ..io import file_scaling
+    from ..qc.decoding import read_labels
+    from .data import BenchInput
 
     bold = os.path.join(directory, "bold.nii.gz")
     attrs = os.path.join(directory, "attributes_literal.txt")
@@ -39,22 +40,21 @@ def load_haxby(directory):
     data = np.asarray(img.dataobj, dtype=np.float64)
     if data.ndim != 4:
         raise ValueError(f"{bold}: expected a 4D image, got shape {data.shape}")
-    mask = np.asarray(nib.load(mask_file).dataobj) > 0
-    mask = mask.reshape(data.shape[:3])
-    labels, chunks = [], []
-    with open(attrs) as fh:
-        for line in fh:
-            parts = line.split()
-            if len(parts) >= 2:
-                labels.append(parts[0])
-                chunks.append(int(parts[1]))
-    if len(labels) != data.shape[3]:
-        raise ValueError(f"{attrs}: {len(labels)} labels for {data.shape[3]} volumes")
+    mask = (np.asarray(nib.load(mask_file).dataobj) > 0).reshape(data.shape[:3])
+    labels, chunks = read_labels(attrs, data.shape[3])
     slope, inter = file_scaling(img)
     inp = BenchInput(path=bold, img=img, data=data, mask=mask,
                      dtype=np.dtype(img.get_data_dtype()).newbyteorder("="), slope=slope,
                      inter=inter)
-    return inp, np.array(labels), np.array(chunks)
+    return inp, np.asarray(labels), np.asarray(chunks)
+
+
+def cta_context(inp, labels, chunks, classes):
+    """The QC context of the slice for one decoding problem."""
+    from ..qc import QCContext, Run
+
+    return QCContext(original=Run(img=inp.image_of(inp.data), data=inp.data), mask=inp.mask,
+                     tr=inp.tr, labels=labels, chunks=chunks, options={"classes": classes})
 
 
 def cta_scores(inp, values, labels, chunks):
@@ -62,8 +62,18 @@ def cta_scores(inp, values, labels, chunks):
 
     Returns ``{problem: {"accuracy", "auc", "n_samples", "n_classes", "chance"}}``.
     """
-    from .. import metrics
+    from .. import qc
 
-    img = inp.image_of(values)
-    return {name: metrics.decoding_scores(img, labels, chunks, inp.mask_img(), classes=classes)
-            for name, classes in PROBLEMS.items()}
+    metric = qc.get("cta")
+    out = {}
+    for name, classes in PROBLEMS.items():
+        ctx = cta_context(inp, labels, chunks, classes)
+        out[name] = metric.scores(ctx.decoded(values=values).img, ctx)
+    return out
+
+
+def cta_columns(scores):
+    """Bench columns ``<metric column>_<problem>`` of ``cta_scores``' output."""
+    keys = {"cta_accuracy": "accuracy", "cta_auc": "auc"}
+    return {f"{col}_{problem}": s[key] for problem, s in scores.items()
+            for col, key in keys.items()}

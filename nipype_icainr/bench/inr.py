@@ -38,7 +38,8 @@ import time
 import numpy as np
 
 from .methods import Method, check_array
-from .payload import pack, pack_mask, unpack, unpack_mask, unzstd, zstd
+from ..io import pack_mask, unpack_mask
+from .payload import pack, unpack, unzstd, zstd
 from .search import Choice, OutOfReach, budget_bytes
 
 BATCH = 8192

@@ -15,7 +15,7 @@ import gzip
 
 import numpy as np
 
-from .data import from_stored, to_stored
+from ..io import from_stored_values, to_stored_values
 from .methods import Method, check_array
 from .payload import pack, unpack
 
@@ -34,8 +34,8 @@ class _Lossless(Method):
         data = check_array(data)
         dtype = np.dtype(self.context.get("dtype", "<f8"))
         slope, inter = self.context.get("slope"), self.context.get("inter")
-        stored = to_stored(data, dtype, slope, inter)
-        if not np.array_equal(from_stored(stored, slope, inter), data):
+        stored = to_stored_values(data, dtype, slope, inter)
+        if not np.array_equal(from_stored_values(stored, slope, inter), data):
             raise ValueError(f"{self.name}: the array is not exactly representable in its "
                              f"stored dtype {dtype} with slope {slope}, inter {inter}")
         raw = np.asfortranarray(stored).tobytes(order="F")
@@ -47,7 +47,7 @@ class _Lossless(Method):
         header, (blob,) = unpack(payload)
         stored = np.frombuffer(self._decompress(blob), dtype=np.dtype(header["dtype"]))
         stored = stored.reshape(header["shape"], order="F")
-        return from_stored(stored, header["slope"], header["inter"])
+        return from_stored_values(stored, header["slope"], header["inter"])
 
 
 class Gzip(_Lossless):

@@ -1,11 +1,12 @@
-"""The ICA-INR codec itself, through its public API.
+"""The ICA-INR codec itself, through its array-level core.
 
-``encode`` runs ``nipype_icainr.codec.api.compress`` on the *source file* (the
-codec reads the NIfTI itself: its header, stored dtype and scaling) at the
-target ratio, and the payload is the ``.icainr`` file's bytes, every byte
-counted; ``decode`` is ``nipype_icainr.codec.api.decode_array`` on those
-bytes. The codec sizes itself to the ratio, so there is no knob search: the
-knob is the target ratio, and the achieved ratio is what is reported.
+``encode`` is ``nipype_icainr.codec.core.encode`` on the array it is given,
+with the image description the codec would store for the source file (stored
+dtype, scaling, header: ``BenchInput.context()["image"]``), at the target
+ratio; the payload is the whole ``.icainr`` file's bytes, every byte counted.
+``decode`` is ``core.decode`` of those bytes. The codec sizes itself to the
+ratio, so there is no knob search: the knob is the target ratio, and the
+achieved ratio is what is reported.
 
 * ``icainr``: preset ``default`` (the CPU preset).
 * ``icainr-decoding``: preset ``decoding`` (the default factorization keeping
@@ -13,13 +14,9 @@ knob is the target ratio, and the achieved ratio is what is reported.
 * ``icainr-paper``: preset ``paper``; listed only when
   ``torch.cuda.is_available()`` (it is meant for a GPU).
 
-Context: ``source_path`` (required), ``shape`` (checked against the array),
-``icainr_config`` (an optional overrides dict for ``compress``'s ``config``,
-used by the tests to make the fit short), ``seed`` (default 0).
+Context: ``image`` (required), ``icainr_config`` (an optional overrides dict,
+used by the tests to make a fit short), ``seed`` (default 0).
 """
-
-import os
-import tempfile
 
 import numpy as np
 
@@ -40,35 +37,29 @@ class ICAINR(Method):
                       note=f"preset {self.preset}; sized by the codec")
 
     def encode(self, data, mask, knob):
-        from ..codec.api import compress
+        from ..codec import core
+        from ..codec.config import resolve_config
 
         data = check_array(data)
-        source = self.context.get("source_path")
-        if not source or not os.path.isfile(source):
-            raise ValueError("icainr needs the source NIfTI (context 'source_path')")
-        expected = self.context.get("shape")
-        if expected is not None and list(data.shape) != list(expected):
-            raise ValueError(f"array shape {data.shape} is not the source's {expected}")
-        with tempfile.TemporaryDirectory(prefix="icainr-bench-") as tmp:
-            out = os.path.join(tmp, "run.icainr")
-            res = compress(source, out, ratio=float(knob["ratio"]), preset=self.preset,
-                           config=self.context.get("icainr_config"),
-                           seed=int(self.context.get("seed", 0)), measure=False)
-            with open(out, "rb") as fh:
-                blob = fh.read()
-        self.last_info = {"codec_ratio": res.get("ratio"), "warnings": res.get("warnings"),
-                          "fit_seconds": res.get("fit_seconds"), "device": res.get("device")}
-        return blob
+        image = self.context.get("image")
+        if not image:
+            raise ValueError("icainr needs the run's image description (context 'image')")
+        if list(data.shape) != list(image["shape"]):
+            raise ValueError(f"array shape {data.shape} is not the source's {image['shape']}")
+        cfg = resolve_config(self.preset, self.context.get("icainr_config"))
+        n_raw = core.raw_bytes(data.shape, image["dtype"])
+        enc = core.encode(np.asarray(data, dtype=np.float64), image, cfg,
+                          n_raw / float(knob["ratio"]), seed=int(self.context.get("seed", 0)),
+                          measure=False, source=image.get("source_name"))
+        self.last_info = {"codec_ratio": n_raw / len(enc.blob), "fit_seconds": enc.fit_seconds,
+                          "device": enc.device, "model": enc.coded.arch}
+        return enc.blob
 
     def decode(self, payload):
-        from ..codec.api import decode_array
+        from ..codec import core
 
-        with tempfile.TemporaryDirectory(prefix="icainr-bench-") as tmp:
-            path = os.path.join(tmp, "run.icainr")
-            with open(path, "wb") as fh:
-                fh.write(payload)
-            values, _desc = decode_array(path)
-        return np.asarray(values, dtype=np.float64)
+        reconstruction, _ = core.decode(bytes(payload), "payload")
+        return reconstruction.values()
 
 
 class ICAINRDecoding(ICAINR):

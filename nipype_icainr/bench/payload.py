@@ -52,17 +52,6 @@ def unzstd(data):
     return bytes(imagecodecs.zstd_decode(bytes(data)))
 
 
-def pack_mask(mask):
-    """A boolean (X, Y, Z) mask as packed bits (C order), zstd-compressed."""
-    return zstd(np.packbits(np.asarray(mask, bool).ravel()).tobytes())
-
-
-def unpack_mask(blob, shape):
-    bits = np.frombuffer(unzstd(blob), dtype=np.uint8)
-    n = int(np.prod(shape))
-    return np.unpackbits(bits)[:n].astype(bool).reshape(shape)
-
-
 def fill_background(data, mask, how):
     """Replace the voxels outside ``mask`` before coding (the metrics never look there).
 

@@ -1,6 +1,6 @@
 """Benchmark outputs: CSV, Markdown, JSON and rate-distortion PNGs, each written atomically.
 
-Every file goes through ``codec.container.write_atomic`` (a temporary file in
+Every file goes through ``nipype_icainr.io.write_atomic`` (a temporary file in
 the output directory, fsynced and renamed into place), so a reader never sees a
 half-written table and an interrupted run leaves the previous complete outputs.
 """
@@ -11,41 +11,39 @@ import json
 import math
 import os
 
-from ..codec.container import write_atomic
+from ..io import write_atomic
 
-#: CSV/Markdown columns, in order: (key, Markdown heading, format)
-COLUMNS = [
-    ("method", "method", "{}"),
-    ("target_ratio", "target", "{:g}"),
-    ("knob", "setting", "{}"),
-    ("ratio", "ratio", "{:.1f}"),
-    ("bytes", "bytes", "{:,}"),
-    ("psnr", "PSNR dB", "{:.2f}"),
-    ("ssim", "SSIM", "{:.4f}"),
-    ("fla_mean", "FLA mean abs dt", "{:.3f}"),
-    ("fla_std", "FLA std", "{:.3f}"),
-    ("fla_body_mean", "FLA body", "{:.3f}"),
-    ("fla_body_std", "FLA body std", "{:.3f}"),
-    ("fca_mean", "FCA mean abs dr", "{:.4f}"),
-    ("fca_std", "FCA std", "{:.4f}"),
-    ("compress_s", "compress s", "{:.1f}"),
-    ("decompress_s", "decompress s", "{:.1f}"),
-    ("compress_peak_mb", "compress MB", "{:.0f}"),
-    ("decompress_peak_mb", "decompress MB", "{:.0f}"),
-    ("search_s", "search s", "{:.1f}"),
-    ("cta_face_house_acc", "CTA face/house acc", "{:.3f}"),
-    ("cta_face_house_auc", "CTA face/house AUC", "{:.3f}"),
-    ("cta_all8_acc", "CTA 8-class acc", "{:.3f}"),
-    ("cta_all8_auc", "CTA 8-class AUC", "{:.3f}"),
-    ("haxby_ratio", "Haxby ratio", "{:.1f}"),
-    ("haxby_knob", "Haxby setting", "{}"),
-    ("note", "note", "{}"),
-]
+def _columns():
+    """CSV/Markdown columns, in order: ``(key, Markdown heading, format)``.
 
-PLOTS = [("psnr", "PSNR (dB, brain mask)", "psnr"),
-         ("fla_mean", "FLA: mean |Δt| over conditions", "fla"),
-         ("fca_mean", "FCA: mean |Δr| over region pairs", "fca"),
-         ("cta_all8_acc", "CTA: 8-class decoding accuracy (Haxby)", "cta")]
+    The run's QC columns come from the metric registry (``nipype_icainr.qc``);
+    CTA columns are per decoding problem of the Haxby slice (``haxby.PROBLEMS``).
+    """
+    from .. import qc
+    from .haxby import PROBLEMS
+
+    cta = qc.get("cta").columns
+    metric_cols = [(c.key, c.heading, c.fmt) for c in qc.columns()
+                   if c not in cta]
+    haxby_cols = [(f"{c.key}_{p}", f"{c.heading} {p}", c.fmt) for p in PROBLEMS for c in cta]
+    return ([("method", "method", "{}"), ("target_ratio", "target", "{:g}"),
+             ("knob", "setting", "{}"), ("ratio", "ratio", "{:.1f}"), ("bytes", "bytes", "{:,}")]
+            + metric_cols
+            + [("compress_s", "compress s", "{:.1f}"), ("decompress_s", "decompress s", "{:.1f}"),
+               ("compress_peak_mb", "compress MB", "{:.0f}"),
+               ("decompress_peak_mb", "decompress MB", "{:.0f}"),
+               ("search_s", "search s", "{:.1f}")]
+            + haxby_cols
+            + [("haxby_ratio", "Haxby ratio", "{:.1f}"), ("haxby_knob", "Haxby setting", "{}"),
+               ("note", "note", "{}")])
+
+
+COLUMNS = _columns()
+
+PLOTS = [("psnr_db", "PSNR (dB, brain mask)", "psnr"),
+         ("fla_mean_abs_dt", "FLA: mean |Δt| over conditions", "fla"),
+         ("fca_mean_abs_dr", "FCA: mean |Δr| over region pairs", "fca"),
+         ("cta_accuracy_all8", "CTA: 8-class decoding accuracy (Haxby)", "cta")]
 
 
 def _cell(value, fmt, csv_mode=False):
@@ -96,10 +94,12 @@ def to_markdown(rows, meta):
         "- knob search: continuous knobs bisected, integer knobs scanned; the "
         "highest-quality fitting setting kept (see `nipype_icainr/bench/search.py`).",
         "- PSNR/SSIM over the brain mask on the decoded run as written in the stored "
-        "dtype; FLA = |Δt| of every condition's GLM t-map (nilearn FirstLevelModel) in the "
-        "mask; FCA = |Δr| over region pairs of "
-        f"{meta.get('n_parcels', 39)} k-means parcels of the original; CTA = linear SVM, "
-        "10-fold CV on the Haxby slice. Times and peak memory: fresh child process each.",
+        "dtype (full-volume PSNR: every voxel); FLA = |Δt| of every condition's GLM t-map "
+        "(nilearn FirstLevelModel) in the mask; FCA = |Δr| over region pairs of "
+        f"{meta.get('n_parcels', 39)} k-means parcels of the original (fca), as many "
+        "spatially compact parcels (fca_compact) and the Power-2011 spheres for MNI-space "
+        "runs (fca_power); CTA = linear SVM, 10-fold CV on the Haxby slice. Times and peak "
+        "memory: fresh child process each.",
         ""]
     keys = [c for c in COLUMNS if any(r.get(c[0]) not in (None, "") for r in rows)]
     lines.append("| " + " | ".join(h for _, h, _ in keys) + " |")

@@ -5,8 +5,8 @@ For each method and target ratio (one row for a lossless method):
 1. search the knob in this process (``Method.search``; see ``search``);
 2. compress, then decompress, each in a fresh child process (``measure``);
 3. put the decoded run on the stored dtype's grid (``BenchInput.as_written``)
-   and score it: PSNR and SSIM (``metrics``), FLA and FCA against the
-   original's t-maps and region signals computed once (``metrics_cache``);
+   and score it with every QC metric that applies (``nipype_icainr.qc``),
+   against the original's side computed once (``reference``);
 4. with ``haxby``: search, compress and decode the Haxby slice at the same
    target ratio (in this process) and score decoding (``haxby``).
 
@@ -38,21 +38,14 @@ def log(message):
 
 def environment():
     """Machine and package versions for the report header."""
-    from importlib.metadata import PackageNotFoundError, version
-
     import torch
 
-    versions = {}
-    for pkg in ("nipype-icainr", "numpy", "scipy", "torch", "nibabel", "nilearn",
-                "scikit-learn", "imagecodecs", "zfpy", "av"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            versions[pkg] = "not installed"
+    from ..provenance import analysis_versions
+
     return {"platform": platform.platform(), "python": platform.python_version(),
             "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "torch_device": "cuda (" + torch.cuda.get_device_name(0) + ")"
-            if torch.cuda.is_available() else "cpu", "versions": versions}
+            if torch.cuda.is_available() else "cpu", "versions": analysis_versions()}
 
 
 def _row(method, target, **kw):
@@ -99,7 +92,7 @@ def run_bench(bold, events=None, ratios=(100.0, 200.0), methods="all",
 
     from .data import load_input
     from .measure import compress_in_child, decompress_in_child
-    from .metrics_cache import Reference
+    from .reference import Reference
     from .report import write_outputs
 
     names = parse_methods(methods) if isinstance(methods, str) else list(methods)
@@ -130,15 +123,15 @@ def run_bench(bold, events=None, ratios=(100.0, 200.0), methods="all",
                        "mask_voxels": int(inp.mask.sum()), "tr": inp.tr,
                        "events": os.fspath(events) if events else None},
                 ratios=ratios, methods=names, inr_steps=int(inr_steps),
-                tolerance=TOLERANCE, n_parcels=ref.n_parcels, knobs={}, notes=[])
+                tolerance=TOLERANCE, n_parcels=ref.ctx.options["n_parcels"],
+                metrics_skipped=ref.skipped, knobs={}, notes=[])
     context = dict(inp.context(), inr_steps=int(inr_steps), seed=0, **(extra_context or {}))
 
     hax = None
     rows = [_row("original", None, knob="-", ratio=1.0, bytes=inp.raw_bytes,
-                 psnr=float("inf"), ssim=1.0, fla_mean=0.0 if ev is not None else None,
-                 fca_mean=0.0, note="uncompressed reference")]
+                 note="uncompressed reference")]
     if haxby:
-        from .haxby import cta_scores, load_haxby
+        from .haxby import cta_columns, cta_scores, load_haxby
 
         log(f"loading the Haxby slice from {haxby}; original's decoding scores")
         h_inp, labels, chunks = load_haxby(haxby)
@@ -149,7 +142,7 @@ def run_bench(bold, events=None, ratios=(100.0, 200.0), methods="all",
         meta["haxby"] = {"path": os.fspath(haxby), "shape": list(h_inp.shape),
                          "raw_bytes": h_inp.raw_bytes, "mask_voxels": int(h_inp.mask.sum()),
                          "original": h_ref}
-        rows[0].update(_cta_columns(h_ref), haxby_ratio=1.0)
+        rows[0].update(cta_columns(h_ref), haxby_ratio=1.0)
 
     details = {}
     with tempfile.TemporaryDirectory(prefix="icainr-bench-") as tmp:
@@ -219,58 +212,25 @@ def _evaluate(method, name, target, inp, ref, context, quality, data_path, mask_
                      f"({info['n_params']:,} parameters)")
     if "pix_fmt" in info:
         notes.append(f"{info['pix_fmt']} ({info['bits']}-bit), preset {info['preset']}")
-    if info.get("warnings"):
-        notes += [f"codec: {w}" for w in info["warnings"]]
     row.update(ratio=ratio, bytes=n_bytes, compress_s=comp["seconds"],
                decompress_s=dec["seconds"], compress_peak_mb=comp["peak_mb"],
                decompress_peak_mb=dec["peak_mb"])
     log(f"{where}: ratio {ratio:.1f}; metrics")
-    identical = np.array_equal(decoded, inp.data)
-    row["psnr"] = metrics.psnr(inp.data, decoded, inp.mask)
-    row["ssim"] = 1.0 if identical else metrics.ssim(inp.data, decoded, inp.mask)
-    if identical:  # same input, same deterministic analyses: the residuals are 0
-        row.update(fla_mean=0.0 if ref.tmaps is not None else None,
-                   fla_std=0.0 if ref.tmaps is not None else None, fca_mean=0.0, fca_std=0.0)
-        if ref.tmaps is not None and "body" in ref.tmaps:
-            row.update(fla_body_mean=0.0, fla_body_std=0.0)
+    if np.array_equal(decoded, inp.data):
         notes.append("decoded run identical to the original")
-    else:
-        img = inp.image_of(decoded)
-        fla = fca = None
-        try:
-            fla = ref.fla(img)
-        except Exception as exc:  # e.g. nilearn's AR(1) fit on voxels made constant
-            notes.append(f"FLA failed: {type(exc).__name__}: {str(exc)[:120]}")
-        if fla is not None:
-            row.update(fla_mean=fla["mean_abs_dt"], fla_std=fla["std_abs_dt"])
-            body = fla["per_condition"].get("body")
-            if body:
-                row.update(fla_body_mean=body["mean_abs_dt"], fla_body_std=body["std_abs_dt"])
-        try:
-            fca = ref.fca(img)
-            row.update(fca_mean=fca["mean_abs_dr"], fca_std=fca["std_abs_dr"])
-        except Exception as exc:
-            notes.append(f"FCA failed: {type(exc).__name__}: {str(exc)[:120]}")
-        details.setdefault(name, {})[str(target)] = {
-            "fla_per_condition": fla["per_condition"] if fla else None,
-            "fca_n_regions": fca["n_regions"] if fca else None}
-    details.setdefault(name, {}).setdefault(str(target), {}).update(
-        knob=choice.knob, evaluations=choice.evaluations, info=info)
+    columns, metric_details, metric_notes = ref.compare(decoded)
+    row.update(columns)
+    notes += metric_notes
+    details.setdefault(name, {})[str(target)] = {"metrics": metric_details}
+    details[name][str(target)].update(knob=choice.knob, evaluations=choice.evaluations,
+                                      info=info)
     row["note"] = "; ".join(n for n in notes if n)
-    log(f"{where}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f}"
-        + (f", FLA {row['fla_mean']:.3f}" if row.get("fla_mean") is not None else "")
-        + (f", FCA {row['fca_mean']:.4f}" if row.get("fca_mean") is not None else ""))
-
-
-def _cta_columns(scores):
-    return {"cta_face_house_acc": scores["face_house"]["accuracy"],
-            "cta_face_house_auc": scores["face_house"]["auc"],
-            "cta_all8_acc": scores["all8"]["accuracy"],
-            "cta_all8_auc": scores["all8"]["auc"]}
+    shown = [(c.key, c.fmt) for c in ref.columns if row.get(c.key) is not None]
+    log(f"{where}: " + ", ".join(f"{k} {f.format(row[k])}" for k, f in shown[:6]))
 
 
 def _evaluate_haxby(name, target, hax, row, details):
-    from .haxby import cta_scores
+    from .haxby import cta_columns, cta_scores
 
     h_inp = hax["inp"]
     where = f"{name}" + (f" @ {target:g}" if target else "") + " on Haxby"
@@ -285,12 +245,13 @@ def _evaluate_haxby(name, target, hax, row, details):
             method.encode(h_inp.data, h_inp.mask, choice.knob)
         decoded = h_inp.as_written(method.decode(blob))
         scores = cta_scores(h_inp, decoded, hax["labels"], hax["chunks"])
-        row.update(_cta_columns(scores), haxby_ratio=h_inp.raw_bytes / len(blob),
+        row.update(cta_columns(scores), haxby_ratio=h_inp.raw_bytes / len(blob),
                    haxby_knob=method.label(choice.knob))
         details.setdefault(name, {}).setdefault(str(target), {})["haxby"] = {
             "knob": choice.knob, "scores": scores, "bytes": len(blob)}
-        log(f"{where}: ratio {row['haxby_ratio']:.1f}, 8-class accuracy "
-            f"{row['cta_all8_acc']:.3f} (original {hax['ref']['all8']['accuracy']:.3f})")
+        log(f"{where}: ratio {row['haxby_ratio']:.1f}, " + ", ".join(
+            f"{p} accuracy {scores[p]['accuracy']:.3f} (original "
+            f"{hax['ref'][p]['accuracy']:.3f})" for p in scores))
     except Exception as exc:
         text = str(exc).splitlines()[0][:200] if str(exc) else ""
         reason = ("target out of reach: " if isinstance(exc, OutOfReach)

@@ -51,11 +51,13 @@ voxel_table : bool
     paper; see ``model.py``). false in ``paper``.
 table_bits_target : float
     Nominal bits per table entry, reserved before sizing the MLPs.
-model : "network" or "factor"
-    "network": the ICA-INR network codes the series (the paper; the keys above).
-    "factor": an explicitly coded factorization, voxel maps x activation
-    patterns, with (K, step) chosen by rate-distortion search (see
-    ``factor.py``). Only ``max_components`` and the mean-frame keys apply.
+model : str
+    The series model that codes the mean-removed series, by its name in
+    ``codec.models.REGISTRY``: factor (an explicitly coded factorization, voxel
+    maps x activation patterns with (K, step) chosen by rate-distortion search,
+    see ``codec/factor``; only ``max_components``, ``psnr_slack_db``,
+    ``components`` and the mean-frame keys apply) or network (the ICA-INR
+    network of the paper; the keys above).
 max_components : int, 1..256
     Largest K the factorization search may choose.
 psnr_slack_db : float >= 0
@@ -77,6 +79,7 @@ from importlib import resources
 
 import yaml
 
+from . import models
 from .errors import ICAINRError
 
 _INT_BOUNDS = {
@@ -113,12 +116,11 @@ _BOOLS = ("voxel_table",)
 _CHOICES = {
     "optimizer": ("adamax", "adam"),
     "lr_schedule": ("constant", "cosine"),
-    "model": ("network", "factor"),
     "components": ("fewest", "most"),
 }
 _TEXT = ("name", "description")
 KEYS = frozenset(_INT_BOUNDS) | frozenset(_FLOAT_BOUNDS) | frozenset(_CHOICES) | {
-    "mlp_width", *_TEXT, *_BOOLS}
+    "model", "mlp_width", *_TEXT, *_BOOLS}
 #: keys added after the first files were written, with the value older files imply
 LATER_KEYS = {"voxel_table": False, "table_bits_target": 5.0, "model": "network",
               "max_components": 64, "background_step": 1.0,
@@ -131,13 +133,33 @@ def available_presets():
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_preset(name):
-    """Return the validated configuration of a bundled preset."""
+def load_preset(name, _seen=()):
+    """Return the validated configuration of a bundled preset.
+
+    A preset file may start from another with ``base: <preset>`` and list only
+    the keys it changes.
+    """
     if name not in available_presets():
         raise ICAINRError(None, f"unknown preset {name!r}; choose from "
                                 f"{', '.join(available_presets())}")
+    if name in _seen:
+        raise ICAINRError(None, f"preset {name!r} is its own base")
     text = (resources.files(__package__) / "presets" / f"{name}.yaml").read_text()
-    return validate_config(yaml.safe_load(text), source=f"preset {name}")
+    cfg = yaml.safe_load(text)
+    if "base" in cfg:
+        cfg = dict(load_preset(cfg.pop("base"), _seen + (name,)), **cfg)
+    return validate_config(cfg, source=f"preset {name}")
+
+
+def resolve_config(preset="default", config=None):
+    """A validated configuration from a preset name, a YAML path or a dict."""
+    if config is None:
+        return load_preset(preset)
+    if isinstance(config, dict):
+        base = load_preset(config.get("base", preset))
+        base.update({k: v for k, v in config.items() if k != "base"})
+        return validate_config(base, source="configuration")
+    return load_config_file(config)
 
 
 def load_config_file(path):
@@ -185,6 +207,9 @@ def validate_config(cfg, source="configuration"):
         if cfg[key] not in choices:
             raise ICAINRError(source, f"{key} must be one of {choices}, got {cfg[key]!r}")
         out[key] = cfg[key]
+    if cfg["model"] not in models.names():
+        raise ICAINRError(source, f"model must be one of {models.names()}, got {cfg['model']!r}")
+    out["model"] = cfg["model"]
     for key in _BOOLS:
         if not isinstance(cfg[key], bool):
             raise ICAINRError(source, f"{key} must be true or false, got {cfg[key]!r}")

@@ -24,7 +24,6 @@ executed from a file).
 import json
 import os
 import struct
-import tempfile
 import zlib
 
 from .errors import ICAINRError
@@ -126,39 +125,3 @@ def read_file(path):
     with open(path, "rb") as fh:
         blob = fh.read()
     return unpack(blob, path)
-
-
-def check_output_path(path, force):
-    """Refuse to overwrite without ``force`` and check the folder is writable."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ICAINRError(path, "is a directory, expected a file path")
-    if os.path.lexists(path) and not force:
-        raise ICAINRError(path, "already exists; use --force to overwrite")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ICAINRError(path, "the output folder does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ICAINRError(path, "the output folder is not writable")
-
-
-def write_atomic(path, data):
-    """Write bytes to ``path`` through a temporary file in the same folder.
-
-    The file appears complete or not at all: the temporary file is fsynced and
-    renamed over ``path``; on any error it is removed.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -6,8 +6,8 @@ Import them into any Nipype workflow::
 """
 
 from .codec import ICAINRCompress, ICAINRDecompress
-from .qc import ConnectivityQC, DecodingQC, FirstLevelQC
+from .qc import ConnectivityQC, DecodingQC, FirstLevelQC, QCMetric
 from .report import QCReport
 
 __all__ = ["ICAINRCompress", "ICAINRDecompress", "FirstLevelQC", "ConnectivityQC",
-           "DecodingQC", "QCReport"]
+           "DecodingQC", "QCMetric", "QCReport"]

@@ -18,7 +18,8 @@ class _CompressInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="4D NIfTI to compress")
     ratio = traits.Float(100.0, usedefault=True, desc="target compression ratio "
                          "(raw array bytes in the stored dtype / file bytes)")
-    preset = traits.Str("default", usedefault=True, desc="bundled preset: default or paper")
+    preset = traits.Str("default", usedefault=True,
+                        desc="bundled preset: default, decoding, network or paper")
     config_file = File(exists=True, desc="YAML configuration (overrides preset)")
     device = traits.Enum("auto", "cpu", "cuda", usedefault=True, desc="torch device")
     seed = traits.Int(0, usedefault=True, desc="random seed")
@@ -48,9 +49,9 @@ class _CompressOutputSpec(TraitedSpec):
     ratio = traits.Float(desc="achieved ratio against the raw array")
     ratio_disk = traits.Float(desc="achieved ratio against the input file on disk")
     psnr = traits.Float(desc="PSNR in dB over the brain mask (nipype_icainr.metrics.psnr)")
-    fit_seconds = traits.Float(desc="seconds spent fitting the network")
+    fit_seconds = traits.Float(desc="seconds fitting and coding the series model")
     total_seconds = traits.Float(desc="seconds for the whole compression")
-    device = traits.Str(desc="device the network was fitted on")
+    device = traits.Str(desc="device the series model was fitted on")
 
 
 class ICAINRCompress(SimpleInterface):

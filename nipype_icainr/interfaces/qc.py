@@ -1,22 +1,25 @@
-"""Quality-control interfaces: FLA (first-level GLM), FCA (connectivity), CTA (decoding).
+"""Quality-control interfaces: any registered QC metric, and FLA, FCA and CTA by name.
 
-Each compares an original run with its decompressed version using the single
-definitions in ``nipype_icainr.metrics``, writes its figures (PNG) and a JSON of
-its figures under the node's working directory, and returns the headline
-numbers as outputs.
+``QCMetric`` runs any metric of ``nipype_icainr.qc`` on an original run and its
+decompressed version; ``FirstLevelQC`` (FLA), ``ConnectivityQC`` (FCA) and
+``DecodingQC`` (CTA) are the same with their options as named inputs. Each
+writes ``<metric>.json`` (the metric's values, details and definition) and its
+figure under the node's working directory; ``QCReport`` renders any list of
+those JSON files.
 """
 
-import json
+import base64
 import os
 
 import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
+from .. import io, qc
 from ..codec.errors import ICAINRError
 
 
-def _check_pair(original, decoded):
+def check_pair(original, decoded):
     """Load both runs and refuse mismatched grids, lengths or TRs (one-line errors)."""
     import nibabel as nib
 
@@ -31,207 +34,232 @@ def _check_pair(original, decoded):
     return o, d
 
 
-def _mask_img(original_img, mask_file):
+def load_mask(original_img, mask_file=None):
+    """The QC mask: ``mask_file`` (> 0) or the codec's own mask of the original."""
     import nibabel as nib
 
-    from ..codec.prepare import compute_mask
+    from ..masking import compute_mask
 
     if mask_file:
         mask = nib.load(mask_file)
         if mask.shape[:3] != original_img.shape[:3]:
             raise ICAINRError(mask_file, f"mask shape {mask.shape} does not match the run's grid")
-        return nib.Nifti1Image((np.asarray(mask.dataobj) > 0).astype(np.uint8), original_img.affine)
+        return (np.asarray(mask.dataobj) > 0).reshape(original_img.shape[:3])
     data = np.asarray(original_img.dataobj, dtype=np.float32)
-    return nib.Nifti1Image(compute_mask(original_img, data).astype(np.uint8),
-                           original_img.affine)
+    return compute_mask(data, original_img.affine)
 
 
-def _write_json(path, payload):
-    with open(path, "w") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True)
-        fh.write("\n")
+def read_events(path):
+    """A BIDS events.tsv with its three required columns (one-line errors)."""
+    import pandas as pd
+
+    if not os.path.isfile(path):
+        raise ICAINRError(path, "events file not found (FLA needs the run's events.tsv)")
+    try:
+        events = pd.read_csv(path, sep="\t")
+    except Exception as exc:
+        raise ICAINRError(path, f"cannot read events ({io.first_line(exc)})") from None
+    missing = {"onset", "duration", "trial_type"} - set(events.columns)
+    if missing:
+        raise ICAINRError(path, f"missing columns: {', '.join(sorted(missing))}")
+    return events
 
 
-class _FLAInputSpec(BaseInterfaceInputSpec):
+def run_metric(name, original, decompressed, cwd, mask_file=None, events_file=None, tr=None,
+               labels_file=None, options=None):
+    """Run the QC metric ``name`` on two NIfTI files; write its JSON and figure under ``cwd``.
+
+    Returns the JSON record: ``metric``, ``title``, ``definition``, ``values``,
+    ``details``, ``figure`` (a path or None) and ``figure_png`` (the figure itself,
+    base64: the record is self-contained, whatever happens to the node's files).
+    """
+    metric = qc.get(name)
+    orig_img, dec_img = check_pair(original, decompressed)
+    tr_header = float(orig_img.header.get_zooms()[3])
+    if tr is not None and abs(tr - tr_header) > 1e-3:
+        raise ICAINRError(original, f"TR {tr} given does not match the header's {tr_header}")
+    ctx = qc.QCContext(original=qc.Run(img=orig_img), mask=load_mask(orig_img, mask_file),
+                       tr=tr_header if tr is None else tr, options=dict(options or {}))
+    if events_file:
+        ctx.events = read_events(events_file)
+    if labels_file:
+        from ..qc.decoding import read_labels
+
+        ctx.labels, ctx.chunks = read_labels(labels_file, orig_img.shape[3])
+    why = metric.missing(ctx)
+    if why:
+        raise ICAINRError(original, f"{metric.title} cannot run: {why}")
+    result = metric.evaluate(ctx.decoded(img=dec_img), ctx)
+    figure = os.path.join(cwd, f"{name}.png")
+    drawn = metric.figure(result, ctx, figure)
+    record = {"metric": name, "title": metric.title, "definition": metric.definition,
+              "values": result["values"], "details": result["details"],
+              "figure": figure if drawn else None,
+              "figure_png": base64.b64encode(open(figure, "rb").read()).decode("ascii")
+              if drawn else None}
+    io.write_json_atomic(os.path.join(cwd, f"{name}.json"), record)
+    return record
+
+
+class _QCInputSpec(BaseInterfaceInputSpec):
     original = File(exists=True, mandatory=True, desc="original 4D run")
     decompressed = File(exists=True, mandatory=True, desc="decompressed 4D run")
+    mask_file = File(exists=True, desc="brain mask (default: the codec's mask of the original)")
+
+
+class _QCOutputSpec(TraitedSpec):
+    out_json = File(exists=True, desc="the metric's values, details and definition")
+    out_figure = File(desc="the metric's figure, when it has one")
+    values = traits.Dict(desc="the metric's values by column")
+
+
+class _MetricInterface(SimpleInterface):
+    """Shared run: subclasses set ``metric`` and map their inputs to ``_arguments``."""
+
+    metric = None
+
+    def _arguments(self):
+        return {}
+
+    def _run_interface(self, runtime):
+        inp = self.inputs
+        record = run_metric(self._metric_name(), inp.original, inp.decompressed, runtime.cwd,
+                            mask_file=inp.mask_file if isdefined(inp.mask_file) else None,
+                            **self._arguments())
+        self._results.update(out_json=os.path.join(runtime.cwd, f"{record['metric']}.json"),
+                             values=record["values"])
+        if record["figure"]:
+            self._results["out_figure"] = record["figure"]
+        self._set_outputs(record)
+        return runtime
+
+    def _metric_name(self):
+        return self.metric
+
+    def _set_outputs(self, record):
+        pass
+
+
+class _MetricInputSpec(_QCInputSpec):
+    metric = traits.Enum(*qc.METRICS, mandatory=True, desc="a registered QC metric")
+    events_file = File(exists=True, desc="BIDS events.tsv (FLA)")
+    labels_file = File(exists=True, desc="per-volume labels and chunks (CTA)")
+    options = traits.Dict(desc="metric options: atlas, atlas_file, n_parcels, in_mni, "
+                               "classes, n_folds, seed")
+
+
+class QCMetric(_MetricInterface):
+    """Any registered QC metric (``nipype_icainr.qc.METRICS``) on a pair of runs."""
+
+    input_spec = _MetricInputSpec
+    output_spec = _QCOutputSpec
+
+    def _metric_name(self):
+        return self.inputs.metric
+
+    def _arguments(self):
+        inp = self.inputs
+        return {"events_file": inp.events_file if isdefined(inp.events_file) else None,
+                "labels_file": inp.labels_file if isdefined(inp.labels_file) else None,
+                "options": inp.options if isdefined(inp.options) else None}
+
+
+class _FLAInputSpec(_QCInputSpec):
     events_file = File(mandatory=True, desc="BIDS events.tsv (onset, duration, trial_type)")
     tr = traits.Float(desc="repetition time in seconds (default: from the NIfTI header)")
-    mask_file = File(exists=True, desc="brain mask (default: nilearn compute_epi_mask)")
 
 
-class _FLAOutputSpec(TraitedSpec):
+class _FLAOutputSpec(_QCOutputSpec):
     mean_abs_dt = traits.Float(desc="mean |t_original - t_decompressed| over mask and conditions")
     std_abs_dt = traits.Float(desc="std of the same")
-    out_json = File(exists=True, desc="all figures, per condition")
-    out_figure = File(exists=True, desc="t-maps of original and decompressed, side by side")
 
 
-class FirstLevelQC(SimpleInterface):
-    """FLA: t-maps of every condition on both runs and the residual |dt| (metrics.fla_residuals)."""
+class FirstLevelQC(_MetricInterface):
+    """FLA: t-maps of every condition on both runs and the residual |dt| (metric ``fla``)."""
 
     input_spec = _FLAInputSpec
     output_spec = _FLAOutputSpec
+    metric = "fla"
 
-    def _run_interface(self, runtime):
-        import pandas as pd
+    def _arguments(self):
+        return {"events_file": self.inputs.events_file,
+                "tr": self.inputs.tr if isdefined(self.inputs.tr) else None}
 
-        from .. import metrics
-        from ..report import plot_tmaps
-
-        events_file = self.inputs.events_file
-        if not os.path.isfile(events_file):
-            raise ICAINRError(events_file, "events file not found (FLA needs the run's events.tsv)")
-        try:
-            events = pd.read_csv(events_file, sep="\t")
-        except Exception as exc:
-            raise ICAINRError(events_file, f"cannot read events ({str(exc).splitlines()[0]})") \
-                from None
-        missing = {"onset", "duration", "trial_type"} - set(events.columns)
-        if missing:
-            raise ICAINRError(events_file, f"missing columns: {', '.join(sorted(missing))}")
-        orig, dec = _check_pair(self.inputs.original, self.inputs.decompressed)
-        tr_header = float(orig.header.get_zooms()[3])
-        tr = self.inputs.tr if isdefined(self.inputs.tr) else tr_header
-        if abs(tr - tr_header) > 1e-3:
-            raise ICAINRError(self.inputs.original,
-                              f"TR {tr} given does not match the header's {tr_header}")
-        mask = _mask_img(orig, self.inputs.mask_file if isdefined(self.inputs.mask_file) else None)
-        res = metrics.fla_residuals(orig, dec, events, tr, mask)
-        fig = os.path.join(runtime.cwd, "fla_tmaps.png")
-        from nilearn.image import mean_img
-
-        plot_tmaps(res["tmaps"], orig.affine, mask, fig, bg_img=mean_img(orig, copy_header=True))
-        out = os.path.join(runtime.cwd, "fla.json")
-        _write_json(out, {"mean_abs_dt": res["mean_abs_dt"], "std_abs_dt": res["std_abs_dt"],
-                          "per_condition": res["per_condition"], "tr": tr,
-                          "definition": "|t_original - t_decompressed| over the mask; nilearn "
-                                        "FirstLevelModel, Glover HRF, cosine drift, AR(1)"})
-        self._results.update(mean_abs_dt=res["mean_abs_dt"], std_abs_dt=res["std_abs_dt"],
-                             out_json=out, out_figure=fig)
-        return runtime
+    def _set_outputs(self, record):
+        self._results.update(mean_abs_dt=record["values"]["fla_mean_abs_dt"],
+                             std_abs_dt=record["values"]["fla_std_abs_dt"])
 
 
-class _FCAInputSpec(BaseInterfaceInputSpec):
-    original = File(exists=True, mandatory=True, desc="original 4D run")
-    decompressed = File(exists=True, mandatory=True, desc="decompressed 4D run")
+class _FCAInputSpec(_QCInputSpec):
     atlas_file = File(exists=True, desc="3D integer atlas on the run's grid or resampleable to it")
-    atlas = traits.Enum("auto", "power2011", "kmeans", usedefault=True,
+    atlas = traits.Enum("auto", "power2011", "kmeans", "compact", usedefault=True,
                         desc="without atlas_file: 'power2011' (264 spheres, bundled with "
                              "nilearn; MNI-space data only), 'kmeans' (parcellation of the "
-                             "original, any space), 'auto' (power2011 when in_mni is set)")
+                             "original, any space), 'compact' (k-means on coordinates), "
+                             "'auto' (power2011 when in_mni is set, else kmeans)")
     in_mni = traits.Bool(False, usedefault=True, desc="the runs are in MNI space")
-    n_parcels = traits.Int(40, usedefault=True, desc="parcels for the kmeans atlas")
-    mask_file = File(exists=True, desc="brain mask (default: nilearn compute_epi_mask)")
+    n_parcels = traits.Int(40, usedefault=True, desc="parcels for the k-means atlases")
 
 
-class _FCAOutputSpec(TraitedSpec):
+class _FCAOutputSpec(_QCOutputSpec):
     mean_abs_dr = traits.Float(desc="mean |r_original - r_decompressed| over region pairs")
     std_abs_dr = traits.Float(desc="std of the same")
     n_regions = traits.Int(desc="regions with signal")
     atlas_used = traits.Str(desc="which atlas was used")
-    out_json = File(exists=True)
-    out_figure = File(exists=True, desc="both correlation matrices and their difference")
 
 
-class ConnectivityQC(SimpleInterface):
-    """FCA: region-to-region correlations of both runs and the residual |dr|."""
+class ConnectivityQC(_MetricInterface):
+    """FCA: region-to-region correlations of both runs and the residual |dr| (metric ``fca``)."""
 
     input_spec = _FCAInputSpec
     output_spec = _FCAOutputSpec
+    metric = "fca"
 
-    def _run_interface(self, runtime):
-        from .. import metrics
-        from ..report import plot_connectivity
+    def _arguments(self):
+        inp = self.inputs
+        options = {"atlas": inp.atlas, "in_mni": inp.in_mni, "n_parcels": inp.n_parcels}
+        if isdefined(inp.atlas_file):
+            options["atlas_file"] = inp.atlas_file
+        return {"options": options}
 
-        orig, dec = _check_pair(self.inputs.original, self.inputs.decompressed)
-        mask = _mask_img(orig, self.inputs.mask_file if isdefined(self.inputs.mask_file) else None)
-        labels, coords = None, None
-        if isdefined(self.inputs.atlas_file):
-            labels, used = self.inputs.atlas_file, os.path.basename(self.inputs.atlas_file)
-        else:
-            kind = self.inputs.atlas
-            if kind == "auto":
-                kind = "power2011" if self.inputs.in_mni else "kmeans"
-            if kind == "power2011":
-                from nilearn.datasets import fetch_coords_power_2011
-
-                rois = fetch_coords_power_2011()["rois"]  # bundled with nilearn: no download
-                coords = np.stack([rois["x"], rois["y"], rois["z"]], axis=1).astype(float)
-                used = "Power et al. 2011, 264 spheres of 6 mm"
-            else:
-                labels = metrics.kmeans_parcellation(orig, mask, self.inputs.n_parcels)
-                used = f"k-means parcellation of the original ({self.inputs.n_parcels} parcels)"
-        res = metrics.fca_residuals(orig, dec, mask, labels_img=labels, coords=coords)
-        fig = os.path.join(runtime.cwd, "fca_matrices.png")
-        plot_connectivity(res["r_original"], res["r_decoded"], fig)
-        out = os.path.join(runtime.cwd, "fca.json")
-        _write_json(out, {"mean_abs_dr": res["mean_abs_dr"], "std_abs_dr": res["std_abs_dr"],
-                          "n_regions": res["n_regions"], "atlas": used,
-                          "definition": "|r_original - r_decompressed| over region pairs above "
-                                        "the diagonal; Pearson r of detrended region signals"})
-        self._results.update(mean_abs_dr=res["mean_abs_dr"], std_abs_dr=res["std_abs_dr"],
-                             n_regions=res["n_regions"], atlas_used=used, out_json=out,
-                             out_figure=fig)
-        return runtime
+    def _set_outputs(self, record):
+        v = record["values"]
+        self._results.update(mean_abs_dr=v["fca_mean_abs_dr"], std_abs_dr=v["fca_std_abs_dr"],
+                             n_regions=v["fca_regions"], atlas_used=record["details"]["atlas"])
 
 
-class _CTAInputSpec(BaseInterfaceInputSpec):
-    original = File(exists=True, mandatory=True, desc="original 4D run(s), runs concatenated")
-    decompressed = File(exists=True, mandatory=True, desc="decompressed 4D run(s)")
+class _CTAInputSpec(_QCInputSpec):
     labels_file = File(exists=True, mandatory=True,
                        desc="one line per volume: '<label> <chunk>' (PyMVPA attributes) or a "
                             "TSV with columns label and chunk")
     classes = traits.List(traits.Str, desc="labels to decode (default: all but 'rest')")
-    mask_file = File(exists=True, desc="brain mask (default: nilearn compute_epi_mask)")
     n_folds = traits.Int(10, usedefault=True)
 
 
-class _CTAOutputSpec(TraitedSpec):
+class _CTAOutputSpec(_QCOutputSpec):
     accuracy_original = traits.Float()
     accuracy_decompressed = traits.Float()
     auc_original = traits.Float()
     auc_decompressed = traits.Float()
-    out_json = File(exists=True)
 
 
-def read_labels(path, n_volumes):
-    """Labels and chunks per volume from a PyMVPA attributes file or a TSV."""
-    import pandas as pd
-
-    try:
-        with open(path) as fh:
-            first = fh.readline()
-        if "\t" in first and "label" in first:
-            table = pd.read_csv(path, sep="\t")
-            labels, chunks = table["label"].astype(str).values, table["chunk"].values
-        else:
-            table = pd.read_csv(path, sep=r"\s+", header=None, names=["label", "chunk"])
-            labels, chunks = table["label"].astype(str).values, table["chunk"].values
-    except Exception as exc:
-        raise ICAINRError(path, f"cannot read labels ({str(exc).splitlines()[0]})") from None
-    if len(labels) != n_volumes:
-        raise ICAINRError(path, f"{len(labels)} labels for {n_volumes} volumes")
-    return labels, chunks
-
-
-class DecodingQC(SimpleInterface):
-    """CTA: linear SVM decoding on both runs (metrics.decoding_scores)."""
+class DecodingQC(_MetricInterface):
+    """CTA: linear SVM decoding on both runs (metric ``cta``)."""
 
     input_spec = _CTAInputSpec
     output_spec = _CTAOutputSpec
+    metric = "cta"
 
-    def _run_interface(self, runtime):
-        from .. import metrics
+    def _arguments(self):
+        inp = self.inputs
+        options = {"n_folds": inp.n_folds}
+        if isdefined(inp.classes):
+            options["classes"] = list(inp.classes)
+        return {"labels_file": inp.labels_file, "options": options}
 
-        orig, dec = _check_pair(self.inputs.original, self.inputs.decompressed)
-        labels, chunks = read_labels(self.inputs.labels_file, orig.shape[3])
-        mask = _mask_img(orig, self.inputs.mask_file if isdefined(self.inputs.mask_file) else None)
-        classes = self.inputs.classes if isdefined(self.inputs.classes) else None
-        a = metrics.decoding_scores(orig, labels, chunks, mask, classes, self.inputs.n_folds)
-        b = metrics.decoding_scores(dec, labels, chunks, mask, classes, self.inputs.n_folds)
-        out = os.path.join(runtime.cwd, "cta.json")
-        _write_json(out, {"original": a, "decompressed": b, "classes": classes or "all but rest"})
-        self._results.update(accuracy_original=a["accuracy"], accuracy_decompressed=b["accuracy"],
-                             auc_original=a["auc"], auc_decompressed=b["auc"], out_json=out)
-        return runtime
+    def _set_outputs(self, record):
+        d = record["details"]
+        self._results.update(accuracy_original=d["original"]["accuracy"],
+                             accuracy_decompressed=d["decompressed"]["accuracy"],
+                             auc_original=d["original"]["auc"],
+                             auc_decompressed=d["decompressed"]["auc"])

@@ -27,11 +27,9 @@ def write_like(values, source_img, affine, out_file, tr=None, xform_code=None):
     noise level of about 420); float inputs stay float. TR and units are kept;
     ``xform_code`` (4 = MNI) sets the sform and qform codes.
     """
-    import base64
-
     import nibabel as nib
 
-    from ..codec.nifti_io import write_nifti
+    from ..io import file_scaling, write_nifti
 
     hdr = nib.Nifti1Header()
     dtype = np.dtype(source_img.get_data_dtype()).newbyteorder("=")
@@ -45,13 +43,8 @@ def write_like(values, source_img, affine, out_file, tr=None, xform_code=None):
     code = xform_code or int(source_img.header["sform_code"]) or 1
     hdr.set_sform(affine, code=code)
     hdr.set_qform(affine, code=code)
-    slope = float(getattr(source_img.dataobj, "slope", 1.0))
-    inter = float(getattr(source_img.dataobj, "inter", 0.0))
-    scaled = dtype.kind in "iu" and not (slope == 1.0 and inter == 0.0)
-    desc = {"header_b64": base64.b64encode(hdr.binaryblock).decode("ascii"),
-            "endianness": hdr.endianness, "dtype": dtype.str, "nifti_version": 1,
-            "scl_slope": slope if scaled else None, "scl_inter": inter if scaled else None}
-    write_nifti(out_file, values, desc, out_file)
+    slope, inter = file_scaling(source_img) if dtype.kind in "iu" else (None, None)
+    write_nifti(out_file, values, hdr, dtype, slope, inter)
     return out_file
 
 

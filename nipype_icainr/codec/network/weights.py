@@ -12,7 +12,7 @@ the byte budget set by the requested ratio.
 
 import numpy as np
 
-from .errors import ICAINRError
+from ..errors import ICAINRError
 
 #: symbols are clipped to +-MAX_SYMBOL (a huge alpha range is never useful)
 MAX_SYMBOL = 1 << 20

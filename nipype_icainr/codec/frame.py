@@ -1,39 +1,16 @@
-"""Coding of the two images stored beside the network: the brain mask and the mean frame.
+"""The frame around every series model: the brain mask and the mean frame.
 
-The mean frame is quantised to 16-bit integers and coded losslessly with
-JPEG XL (libjxl through imagecodecs). On the studyforrest run it measured
+The mask is bit-packed and zstd-compressed (``nipype_icainr.io.pack_mask``).
+The mean frame is quantised to 16-bit integers and coded losslessly with JPEG
+XL (libjxl through imagecodecs). On the studyforrest run it measured
 95.6 kB against 109.8 kB for lossless JPEG 2000, 99.2 kB for JPEG-LS, 143 kB for
 PNG and 137 kB for zstd -19 (slices laid side by side; see the README), so JPEG XL
-is the smallest maintained 16-bit lossless image codec available here. The mask
-is bit-packed and zstd-compressed.
+is the smallest maintained 16-bit lossless image codec available here.
 """
 
 import numpy as np
 
 from .errors import ICAINRError
-
-
-def encode_mask(mask):
-    """Bit-pack a boolean (X, Y, Z) mask in C order and zstd-compress it."""
-    import imagecodecs
-
-    return imagecodecs.zstd_encode(np.packbits(mask.ravel()).tobytes(), level=19)
-
-
-def decode_mask(payload, shape, source):
-    """Inverse of ``encode_mask``; ``shape`` comes from the (validated) header."""
-    import imagecodecs
-
-    n_voxels = int(np.prod(shape))
-    n_bytes = (n_voxels + 7) // 8
-    try:
-        packed = imagecodecs.zstd_decode(payload, out=n_bytes)
-    except Exception:
-        raise ICAINRError(source, "the mask section cannot be decoded") from None
-    if len(packed) != n_bytes:
-        raise ICAINRError(source, "the mask section has the wrong size")
-    bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8))[:n_voxels]
-    return bits.reshape(shape).astype(bool)
 
 
 def mean_frame_step(mean, stored_dtype, slope, mean_step):

@@ -1,13 +1,57 @@
-"""Fitting the network: ICA-map pre-training, then L2 + sigma (1 - SSIM) training.
+"""Fitting the network: FastICA initialisation, ICA-map pre-training, then L2 +
+sigma (1 - SSIM) training.
 
-Both stages draw shuffled batches of voxels from a seeded generator, so a run
-with a fixed seed on the CPU is repeatable bit for bit.
+Both training stages draw shuffled batches of voxels from a seeded generator, so
+a run with a fixed seed on the CPU is repeatable bit for bit.
 """
 
 import math
+import warnings
 
+import numpy as np
 import torch
 from torch.nn import functional as F
+
+
+def voxel_coordinates(mask):
+    """Masked voxel indices scaled to [-1, 1] per axis, as float32 (N, 3), C order."""
+    idx = np.argwhere(mask).astype(np.float32)
+    extent = np.maximum(np.array(mask.shape, dtype=np.float32) - 1.0, 1.0)
+    return 2.0 * idx / extent - 1.0
+
+
+def ica_decomposition(series, n_components, seed, max_iter):
+    """Spatial ICA of the mean-removed masked series with scikit-learn's FastICA.
+
+    Parameters
+    ----------
+    series : ndarray (N voxels, T)
+        Mean-removed, normalised time series (voxels are the samples).
+    n_components : int
+        K; reduced to ``min(K, T - 1, N - 1)``.
+
+    Returns
+    -------
+    maps : ndarray (N, K), float32
+        Spatial maps, unit variance each.
+    patterns : ndarray (K, T), float32
+        Activation patterns such that ``maps @ patterns`` approximates ``series``
+        (up to the per-timepoint voxel mean).
+    """
+    from sklearn.decomposition import FastICA
+    from sklearn.exceptions import ConvergenceWarning
+
+    k = int(min(n_components, series.shape[1] - 1, series.shape[0] - 1))
+    ica = FastICA(n_components=k, whiten="unit-variance", random_state=seed,
+                  max_iter=max_iter, tol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        maps = ica.fit_transform(series)
+    patterns = ica.mixing_.T
+    # order by explained energy so that truncation keeps the strongest patterns
+    energy = (patterns ** 2).sum(axis=1)
+    order = np.argsort(-energy)
+    return maps[:, order].astype(np.float32), patterns[order].astype(np.float32)
 
 
 def gaussian_window(size=11, sigma=1.5, device=None):

@@ -1,0 +1,71 @@
+"""What the entropy coder conditions on: the checkerboard neighbourhood and per-voxel activity.
+
+Both are computed from integer symbols already decoded, with exact integer sums
+and one float division, so that encoder and decoder agree bit for bit.
+"""
+
+import numpy as np
+
+
+class Checkerboard:
+    """Even/odd split of the masked voxels and the in-mask 6-neighbours of odd voxels.
+
+    Voxels are indexed in the order of ``volume[mask]`` (C order).
+    """
+
+    def __init__(self, mask):
+        mask = np.asarray(mask, dtype=bool)
+        index = np.full(mask.shape, -1, dtype=np.int64)
+        index[mask] = np.arange(int(mask.sum()))
+        coords = np.argwhere(mask)
+        parity = coords.sum(axis=1) % 2
+        self.even = np.flatnonzero(parity == 0)
+        self.odd = np.flatnonzero(parity == 1)
+        odd_xyz = coords[self.odd]
+        neighbours = []
+        for axis in range(3):
+            for shift in (-1, 1):
+                nb = odd_xyz.copy()
+                nb[:, axis] += shift
+                inside = (nb[:, axis] >= 0) & (nb[:, axis] < mask.shape[axis])
+                idx = np.full(len(nb), -1, dtype=np.int64)
+                idx[inside] = index[tuple(nb[inside].T)]
+                neighbours.append(idx)
+        self.neighbours = np.stack(neighbours, axis=1)  # (n_odd, 6), -1 outside the mask
+        self.valid = self.neighbours >= 0
+        self.count = np.maximum(self.valid.sum(axis=1), 1).astype(np.float64)
+        self.n_voxels = int(mask.sum())
+
+    def context(self, column):
+        """``(mean, mean |.|)`` of each odd voxel's neighbours in an int column.
+
+        Integer sums (exact), one float division: encoder and decoder agree bit for bit.
+        """
+        vals = np.where(self.valid, column[np.maximum(self.neighbours, 0)], 0).astype(np.int64)
+        return vals.sum(axis=1) / self.count, np.abs(vals).sum(axis=1) / self.count
+
+
+class Activity:
+    """Per-voxel activity of the components decoded so far: ``sqrt(sum_j q_j^2 / ms_j)``.
+
+    Voxels with large coefficients in earlier components (edges, vessels, CSF)
+    have large ones in later components too, so the activity scales the Laplace
+    models (measured 4 % smaller maps on the studyforrest run). ``ms_j`` is the
+    column's mean square, an exact integer sum divided once; only elementwise
+    float operations follow, so encoder and decoder agree bit for bit.
+    """
+
+    def __init__(self, n_voxels):
+        self.acc = np.zeros(n_voxels, dtype=np.float64)
+        self.n = 0
+
+    def value(self):
+        return np.sqrt(self.acc / self.n) if self.n else self.acc
+
+    def add(self, column):
+        sq = column.astype(np.int64) ** 2
+        mean_sq = int(sq.sum()) / column.size
+        if mean_sq > 0:
+            self.acc += sq / mean_sq
+        self.n += 1
+

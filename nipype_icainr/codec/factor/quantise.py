@@ -1,0 +1,94 @@
+"""Quantisation of maps and patterns, and the least-squares refit between them.
+
+One step ``d`` for every coefficient in the energy domain (reverse
+water-filling): map entries get step ``d``; pattern row k gets ``d / ||A_k||``
+because an error there is spread over the map's energy. After the maps are
+quantised the patterns are refitted to them by least squares, then quantised
+in the temporal DCT domain (orthonormal DCT-II, so the step keeps its meaning)
+with a dead-zone quantiser.
+"""
+
+import numpy as np
+
+MAX_SYMBOL = 1 << 16  # constriction needs a bounded support
+
+#: rounding offset of the dead-zone quantiser (0 = plain rounding)
+DEAD_ZONE = 0.2  # measured +0.15 dB at 100x, +0.1 dB at 200x over plain rounding
+
+
+def to_frequency(patterns):
+    """Orthonormal DCT-II of each pattern row."""
+    from scipy.fft import dct
+
+    return dct(patterns, type=2, norm="ortho", axis=1)
+
+
+def to_time(coefficients):
+    from scipy.fft import idct
+
+    return idct(coefficients, type=2, norm="ortho", axis=1)
+
+
+def quantize_maps(maps, step, dead_zone=None):
+    """Dead-zone uniform quantiser: ``sign(x) floor(|x| / step + 0.5 - dead_zone)``."""
+    dz = DEAD_ZONE if dead_zone is None else dead_zone
+    magnitude = np.maximum(np.floor(np.abs(maps) / step + 0.5 - dz), 0)
+    return np.clip(np.sign(maps) * magnitude, -MAX_SYMBOL, MAX_SYMBOL).astype(np.int32)
+
+
+def pattern_steps(maps_hat, patterns, step):
+    """Step of each pattern row: ``step / ||A_k||`` (``step`` for an all-zero map).
+
+    Never so fine that a symbol would leave +-MAX_SYMBOL, nor below float32's range.
+    """
+    norms = np.linalg.norm(maps_hat, axis=0)
+    steps = np.where(norms > 0, step / np.maximum(norms, 1e-30), step)
+    floor = np.abs(patterns).max(axis=1) / (MAX_SYMBOL - 1)
+    return np.maximum(np.maximum(steps, floor), 1e-30).astype(np.float32)
+
+
+
+def dequantize(q_maps, q_patterns, step, params, transform="dct"):
+    """Maps and time-domain patterns from their symbols."""
+    maps = q_maps.astype(np.float64) * step
+    patterns = q_patterns.astype(np.float64) * params[:, 0].astype(np.float64)[:, None]
+    return maps, (to_time(patterns) if transform == "dct" else patterns)
+
+
+def quantize_all(series, maps, step, transform="dct"):
+    """Quantise the maps at ``step``, refit the patterns to them and quantise those.
+
+    Returns ``(step, q_maps, q_patterns, pattern steps, exact, A^T X, A^T A)``:
+    ``exact`` holds the refitted patterns before quantisation, in the coded
+    domain (DCT coefficients for "dct"); the last two give the squared error
+    without an N x T product (``_sse``).
+    """
+    step = max(float(step), float(np.abs(maps).max(initial=0.0)) / (MAX_SYMBOL - 1), 1e-30)
+    q_maps = quantize_maps(maps, step)
+    maps_hat = q_maps.astype(np.float64) * step
+    # (X^T A)^T rather than A^T X: OpenBLAS runs A^T X up to 30x slower on busy cores
+    cross = (series.T @ maps_hat).T
+    gram = maps_hat.T @ maps_hat
+    exact = refit(gram, cross)
+    if transform == "dct":
+        exact = to_frequency(exact)
+    steps = pattern_steps(maps_hat, exact, step)
+    scaled = exact / steps[:, None].astype(np.float64)
+    if transform == "dct":
+        q_patterns = quantize_maps(scaled, 1.0)
+    else:  # format 2: plain rounding
+        q_patterns = np.clip(np.rint(scaled), -MAX_SYMBOL, MAX_SYMBOL).astype(np.int32)
+    return step, q_maps, q_patterns, steps, exact, cross, gram
+
+
+def refit(gram, cross):
+    g = gram.copy()
+    g[np.diag_indices_from(g)] += 1e-9 * max(float(np.trace(g)), 1.0)
+    return np.linalg.solve(g, cross)
+
+
+def squared_error(energy, gram, cross, patterns):
+    """``||X - A P||^2`` from ``||X||^2``, ``A^T A`` and ``A^T X``: no N x T product."""
+    return float(energy - 2.0 * np.sum(cross * patterns)
+                 + np.sum(patterns * (gram @ patterns)))
+

@@ -1,0 +1,202 @@
+"""``NetworkModel``: the ICA-INR network (Li et al., 2024) as a series model.
+
+Fitting: FastICA of the normalised series initialises the K activation
+patterns, the coordinate MLPs are pre-trained on the ICA maps, then the whole
+network is trained on L2 + sigma (1 - SSIM) (``fit``). Coding: every
+parameter tensor is quantised and ANS-coded (``weights``), with one global
+step multiplier bisected so that the file lands on the byte budget.
+"""
+
+import math
+import os
+
+import numpy as np
+
+from ..errors import ICAINRError
+from ..models import Coded, SeriesModel
+
+TAG = "WGHT"
+#: upper bounds of the architecture a file may describe (decompression work is bounded)
+ARCH_LIMITS = {"n_components": 64, "pattern_channels": 64, "pe_frequencies": 16,
+               "mlp_layers": 10, "mlp_width": 2048, "attention_hidden": 1024,
+               "fusion_channels": 256, "fusion_depth": 4}
+MAX_PARAMETERS = 1 << 28
+
+
+def choose_mlp_width(cfg, arch, weight_bytes):
+    """Largest MLP width whose parameters fit ``weight_bytes`` at the nominal bit depth."""
+    from .net import count_parameters
+
+    if cfg["mlp_width"] != "auto":
+        return cfg["mlp_width"]
+    best = cfg["mlp_width_min"]
+    table = arch["n_voxels"] * arch["n_components"] if arch.get("voxel_table") else 0
+    for width in range(cfg["mlp_width_min"], cfg["mlp_width_max"] + 1):
+        n = count_parameters(dict(arch, mlp_width=width)) - table
+        if n * cfg["weight_bits_target"] / 8.0 <= weight_bytes:
+            best = width
+    return best
+
+
+def fit_quantization(state, target_bytes, build):
+    """Find the finest quantisation whose file fits ``target_bytes``.
+
+    ``build(manifest, payload)`` returns the whole file's bytes. The step
+    multiplier alpha is bisected on a log scale; the file size falls as alpha
+    grows. If even the finest step is under budget, the finest is used.
+    Returns ``(file bytes, manifest, payload, dequantised state)``.
+    """
+    from .weights import encode_state
+
+    def attempt(alpha):
+        payload, manifest, decoded = encode_state(state, alpha)
+        return build(manifest, payload), manifest, payload, decoded
+
+    lo, hi = math.log(1e-3), math.log(64.0)
+    best = attempt(math.exp(lo))
+    if len(best[0]) <= target_bytes:
+        return best
+    best = attempt(math.exp(hi))
+    if len(best[0]) > target_bytes:
+        return best  # cannot shrink further; the caller reports the achieved ratio
+    for _ in range(24):
+        mid = 0.5 * (lo + hi)
+        trial = attempt(math.exp(mid))
+        if len(trial[0]) <= target_bytes:
+            hi, best = mid, trial
+        else:
+            lo = mid
+    return best
+
+
+class NetworkModel(SeriesModel):
+    """The ICA-INR network: ICA patterns, coordinate MLPs, channel attention, 1D U-Net."""
+
+    name = "network"
+    sections = (TAG,)
+
+    def resolve_device(self, device):
+        """'auto' -> 'cuda' when a CUDA device is usable, else 'cpu'."""
+        import torch
+
+        super().resolve_device(device)
+        if device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ICAINRError(None, "--device cuda was asked for but no CUDA device is available")
+        return device
+
+    def fit(self, series, mask, budget, cfg, env):
+        import torch
+
+        from .fit import (evaluate_network, ica_decomposition, n_steps,
+                          pretrain_coordinate_mlps, train_network, voxel_coordinates)
+        from .net import ICAINRNet, count_parameters
+
+        scale = float(series.std()) or 1.0
+        targets_np = (series / scale).astype(np.float32)
+        n_vox, n_t = targets_np.shape
+        data = {"scale": scale}
+        arch = {"n_components": int(min(cfg["n_components"], n_t - 1, n_vox - 1)),
+                "n_timepoints": n_t, "pattern_channels": cfg["pattern_channels"],
+                "pe_frequencies": cfg["pe_frequencies"], "mlp_layers": cfg["mlp_layers"],
+                "mlp_width": 0, "attention_hidden": cfg["attention_hidden"],
+                "fusion_channels": cfg["fusion_channels"], "fusion_depth": cfg["fusion_depth"],
+                "voxel_table": int(cfg["voxel_table"]),
+                "n_voxels": int(n_vox) if cfg["voxel_table"] else 0}
+        overhead = len(budget.build(Coded({TAG: b""}, arch, data)))
+        weight_budget = budget.target_bytes - overhead - 60 * 12 * 3  # room for the manifest
+        min_model = dict(arch, mlp_width=cfg["mlp_width_min"], voxel_table=0)
+        if weight_budget < count_parameters(min_model) * 1.0 / 8.0:
+            raise budget.out_of_reach("smallest network alone",
+                                      overhead + count_parameters(min_model) / 8.0)
+        table_bytes = (arch["n_voxels"] * arch["n_components"] * cfg["table_bits_target"] / 8.0
+                       if cfg["voxel_table"] else 0.0)
+        arch["mlp_width"] = choose_mlp_width(cfg, arch, weight_budget - table_bytes)
+
+        # seeded, reproducible fit
+        dev = env.device
+        torch.manual_seed(env.seed)
+        generator = torch.Generator().manual_seed(env.seed)
+        maps, patterns = ica_decomposition(targets_np, arch["n_components"], env.seed,
+                                           cfg["ica_max_iter"])
+        arch["n_components"] = patterns.shape[0]
+        net = ICAINRNet(arch, patterns).to(dev)
+        coords = torch.from_numpy(voxel_coordinates(mask)).to(dev)
+        targets = torch.from_numpy(targets_np).to(dev)
+        maps_t = torch.from_numpy(maps).to(dev)
+        data_range = float(targets_np.max() - targets_np.min()) or 1.0
+
+        bar = None
+        total_steps = (n_steps(n_vox, cfg["batch_voxels"], cfg["pretrain_epochs"],
+                               cfg["pretrain_steps"])
+                       + n_steps(n_vox, cfg["batch_voxels"], cfg["epochs"], cfg["steps"]))
+        if env.progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=total_steps,
+                       desc=f"fitting {os.path.basename(os.fspath(env.source or 'run'))}",
+                       unit="step", dynamic_ncols=True, disable=None, mininterval=1.0)
+        try:
+            pretrain_coordinate_mlps(net, coords, maps_t, cfg, generator, bar)
+            final_loss = train_network(net, coords, targets, cfg, generator, data_range, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        del maps_t, targets
+
+        state = {name: p.detach().cpu().numpy() for name, p in net.state_dict().items()}
+        _, manifest, payload, decoded_state = fit_quantization(
+            state, budget.target_bytes,
+            lambda man, wts: budget.build(Coded({TAG: wts}, arch, data, man)))
+        approx = None
+        if env.measure:
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in decoded_state.items()})
+            approx = scale * evaluate_network(net, coords, cfg["eval_batch_voxels"]).numpy() \
+                .astype(np.float64)
+        return Coded({TAG: payload}, arch, data, manifest, approx, final_loss)
+
+    def validate_arch(self, header, shape, source):
+        from .net import ARCH_DEFAULTS, ARCH_KEYS, count_parameters
+
+        arch, data = header["arch"], header["data"]
+        arch = {k: int(arch.get(k, ARCH_DEFAULTS.get(k, 0)) if k in ARCH_DEFAULTS else arch[k])
+                for k in ARCH_KEYS}
+        if arch["n_timepoints"] != shape[3]:
+            raise ICAINRError(source, "the network's length does not match the image")
+        for key, top in ARCH_LIMITS.items():
+            if not 1 <= arch[key] <= top and not (key == "pe_frequencies" and arch[key] == 0):
+                raise ICAINRError(source, f"implausible network setting {key}={arch[key]}")
+        if arch["voxel_table"] not in (0, 1) or (arch["voxel_table"] and
+                                                 arch["n_voxels"] != int(data["n_voxels"])):
+            raise ICAINRError(source, "the voxel table does not match the mask")
+        if count_parameters(arch) > MAX_PARAMETERS:
+            raise ICAINRError(source, "the network described is implausibly large")
+        if not math.isfinite(float(data["scale"])):
+            raise ICAINRError(source, "non-finite scale in the header")
+        if not isinstance(header["weights"], list) or len(header["weights"]) > 256:
+            raise ICAINRError(source, "the weight manifest is malformed")
+        return arch
+
+    def decode(self, sections, header, arch, data, config, mask, device, source):
+        import torch
+
+        from .fit import evaluate_network, voxel_coordinates
+        from .net import ICAINRNet
+        from .weights import decode_state
+
+        dev = self.resolve_device(device)
+        net = ICAINRNet(arch)
+        expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+        state = decode_state(sections[TAG], header["weights"], expected, source)
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        net.to(dev)
+        coords = torch.from_numpy(voxel_coordinates(mask)).to(dev)
+        with torch.no_grad():
+            approx = evaluate_network(net, coords, config["eval_batch_voxels"]).numpy()
+        return float(data["scale"]) * approx.astype(np.float64)
+
+    def describe(self, arch):
+        return (f"network K={arch['n_components']} patterns x T={arch['n_timepoints']}, MLP "
+                f"{arch['mlp_layers']} layers x {arch['mlp_width']}, "
+                f"{arch['pe_frequencies']} PE frequencies, fusion {arch['fusion_channels']}ch "
+                f"depth {arch['fusion_depth']}")

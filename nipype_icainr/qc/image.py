@@ -1,0 +1,122 @@
+"""Image fidelity: PSNR (inside the mask and over the whole volume) and SSIM.
+
+Conventions: ``original`` and ``decoded`` are 4D arrays (X, Y, Z, T) in
+physical units (``scl_slope``/``scl_inter`` applied), the decoded one exactly
+as written to disk; ``mask`` is a boolean (X, Y, Z) brain mask. The data range
+of PSNR and SSIM is the original's ``max - min`` over the voxels compared and
+all time points, never a nominal dtype range (which would inflate PSNR).
+"""
+
+import numpy as np
+
+from .base import Column, Metric
+
+
+def compression_ratio(raw_bytes, compressed_bytes):
+    """Ratio = ``raw_bytes`` / ``compressed_bytes``.
+
+    ``raw_bytes`` is the size of the input's voxel array in its *stored* dtype
+    over the full grid (X*Y*Z*T*itemsize, e.g. int16 -> 2 bytes a voxel), not
+    the size of a ``.nii.gz`` on disk and not float32.
+    """
+    if compressed_bytes <= 0:
+        raise ValueError("compressed_bytes must be positive")
+    return float(raw_bytes) / float(compressed_bytes)
+
+
+def _masked(original, decoded, mask):
+    original = np.asarray(original)
+    decoded = np.asarray(decoded)
+    if original.shape != decoded.shape:
+        raise ValueError(f"shape mismatch: {original.shape} vs {decoded.shape}")
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != original.shape[:3]:
+        raise ValueError(f"mask shape {mask.shape} does not match {original.shape[:3]}")
+    if not mask.any():
+        raise ValueError("empty mask")
+    return original[mask].astype(np.float64), decoded[mask].astype(np.float64)
+
+
+def data_range(original, mask):
+    """``max - min`` of ``original`` over the masked voxels and all time points."""
+    vals = np.asarray(original)[np.asarray(mask, dtype=bool)]
+    return float(vals.max() - vals.min())
+
+
+def psnr(original, decoded, mask):
+    """Peak signal-to-noise ratio in dB over the brain mask (``mask`` all True: every voxel).
+
+    ``PSNR = 10 log10(R^2 / MSE)`` with ``MSE`` the mean squared difference over
+    every masked voxel and every time point, and ``R`` the original's
+    ``max - min`` over the same voxels (see ``data_range``). Returns ``inf`` for
+    identical data.
+    """
+    o, d = _masked(original, decoded, mask)
+    mse = float(np.mean((o - d) ** 2))
+    rng = float(o.max() - o.min())
+    if mse == 0:
+        return float("inf")
+    return 10.0 * np.log10(rng ** 2 / mse)
+
+
+def ssim(original, decoded, mask, win_size=7):
+    """Mean structural similarity, 3D per volume, averaged over time.
+
+    For each volume, scikit-image's ``structural_similarity`` (7x7x7 uniform
+    window, K1 = 0.01, K2 = 0.03) is computed on both volumes with voxels
+    outside the mask set to 0 and with ``data_range`` the original's
+    ``max - min`` over the mask and all time points; the SSIM map is averaged
+    over the masked voxels only, then over volumes. Axes shorter than the
+    window shrink it (odd size, at least 3).
+    """
+    from skimage.metrics import structural_similarity
+
+    original = np.asarray(original)
+    decoded = np.asarray(decoded)
+    _masked(original, decoded, mask)  # validates shapes
+    mask = np.asarray(mask, dtype=bool)
+    rng = data_range(original, mask) or 1.0
+    win = min(win_size, *original.shape[:3])
+    win = win if win % 2 else win - 1
+    if win < 3:
+        raise ValueError("each spatial axis needs at least 3 voxels for SSIM")
+    scores = []
+    for t in range(original.shape[3]):
+        a = np.where(mask, original[..., t], 0.0).astype(np.float64)
+        b = np.where(mask, decoded[..., t], 0.0).astype(np.float64)
+        _, smap = structural_similarity(a, b, win_size=win, data_range=rng, full=True)
+        scores.append(float(smap[mask].mean()))
+    return float(np.mean(scores))
+
+
+class PSNR(Metric):
+    name = "psnr"
+    title = "Peak signal-to-noise ratio"
+    definition = ("10 log10(R^2 / MSE): inside the brain mask with R the original's range "
+                  "there, and over every voxel with R the whole run's range")
+    columns = (Column("psnr_db", "PSNR dB", "{:.2f}", "inside the brain mask", group=True),
+               Column("psnr_full_db", "full-volume PSNR dB", "{:.2f}", "every voxel"))
+    automatic = True
+
+    def compare(self, ref, decoded, ctx):
+        o, d = ctx.original.data, decoded.data
+        full = np.ones(ctx.mask.shape, dtype=bool)
+        return {"values": {"psnr_db": psnr(o, d, ctx.mask), "psnr_full_db": psnr(o, d, full)},
+                "details": {"mask_voxels": int(np.count_nonzero(ctx.mask))}}
+
+
+class SSIM(Metric):
+    name = "ssim"
+    title = "Structural similarity"
+    definition = "3D SSIM per volume (7x7x7 window) averaged over mask voxels and time"
+    columns = (Column("ssim", "SSIM", "{:.4f}", "3D per volume, averaged over the mask"),)
+    automatic = True
+
+    def missing(self, ctx):
+        if min(ctx.mask.shape) < 3:
+            return "an axis under 3 voxels"
+        return None
+
+    def compare(self, ref, decoded, ctx):
+        return {"values": {"ssim": ssim(ctx.original.data, decoded.data, ctx.mask)},
+                "details": {}}
