@@ -87,7 +87,16 @@ def file_scaling(img):
     slope = getattr(img.dataobj, "slope", None)  # an ArrayProxy knows the file's scaling
     inter = getattr(img.dataobj, "inter", None)
     if slope is None:
-        slope, inter = img.header.get_slope_inter()
+        return header_scaling(img.header)
+    return _scaling(slope, inter)
+
+
+def header_scaling(header):
+    """``(slope, inter)`` of a NIfTI header as nibabel reads it; ``(None, None)`` if unscaled."""
+    return _scaling(*header.get_slope_inter())
+
+
+def _scaling(slope, inter):
     slope = 1.0 if slope is None or not np.isfinite(slope) else float(slope)
     inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
     if slope == 1.0 and inter == 0.0:
@@ -126,7 +135,7 @@ def as_written(values, dtype, slope, inter):
 # --- NIfTI -----------------------------------------------------------------------------
 
 #: smallest number of volumes the codec accepts
-MIN_TIMEPOINTS = 8
+MIN_TIMEPOINTS = 2
 
 
 def load_bold(path):
@@ -142,7 +151,9 @@ def load_bold(path):
     img : nibabel image
         The image (its header is kept whole).
     data : ndarray of float64, shape (X, Y, Z, T)
-        Values in physical units (``scl_slope``/``scl_inter`` applied).
+        Values in physical units (``scl_slope``/``scl_inter`` applied). Trailing
+        dimensions of length 1 (X, Y, Z, T, 1, ...) are dropped here and
+        restored on writing (``describe_image`` records them).
 
     Raises
     ------
@@ -161,8 +172,10 @@ def load_bold(path):
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ICAINRError(path, f"not a NIfTI image (nibabel read it as {type(img).__name__})")
     shape = img.shape
+    if len(shape) > 4 and all(s == 1 for s in shape[4:]):
+        shape = shape[:4]
     if len(shape) != 4:
-        raise ICAINRError(path, f"expected a 4D image (x, y, z, t), got shape {tuple(shape)}")
+        raise ICAINRError(path, f"expected a 4D image (x, y, z, t), got shape {tuple(img.shape)}")
     if min(shape[:3]) < 1:
         raise ICAINRError(path, f"the image has an empty spatial axis, shape {shape[:3]}")
     if shape[3] < MIN_TIMEPOINTS:
@@ -171,7 +184,7 @@ def load_bold(path):
     if dtype.kind not in "iuf":
         raise ICAINRError(path, f"unsupported data type {dtype}")
     try:
-        data = np.asarray(img.dataobj, dtype=np.float64)
+        data = np.asarray(img.dataobj, dtype=np.float64).reshape(shape)
     except Exception as exc:
         raise ICAINRError(path, f"cannot read the voxel data ({first_line(exc)})") from None
     n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
@@ -187,8 +200,10 @@ def describe_image(img, path=None):
     hdr = img.header
     slope, inter = file_scaling(img)
     units = hdr.get_xyzt_units()
+    stored = [int(s) for s in img.shape]
     return {
-        "shape": [int(s) for s in img.shape],
+        "shape": stored[:4],
+        "stored_shape": stored,
         "nifti_version": 2 if isinstance(img, nib.Nifti2Image) else 1,
         "header_b64": base64.b64encode(hdr.binaryblock).decode("ascii"),
         "endianness": hdr.endianness,
@@ -258,7 +273,9 @@ def write_nifti(path, values, header, dtype, slope=None, inter=None):
 
 
 def write_described(path, values, desc, source):
-    """``write_nifti`` with the header, dtype and scaling of a ``describe_image`` dict."""
+    """``write_nifti`` with the header, dtype, scaling and dimensions of a ``describe_image``
+    dict (trailing dimensions of length 1 restored)."""
+    values = np.asarray(values).reshape(desc.get("stored_shape", desc["shape"]))
     return write_nifti(path, values, header_from_description(desc, source), desc["dtype"],
                        desc["scl_slope"], desc["scl_inter"])
 

@@ -1,5 +1,6 @@
 """Bad input: one clear line naming the file, a non-zero exit, no output file."""
 
+import json
 import os
 import struct
 import zlib
@@ -127,42 +128,54 @@ def test_not_icainr(tmp_path, capsys):
     assert_one_line_error(code, err, "bad.icainr", "wrong magic bytes")
 
 
+def _with_crc(body):
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
 def test_huge_declared_lengths_are_refused_before_allocating():
-    head = b"{}"
-    blob = container._PREAMBLE.pack(container.MAGIC, 1, 0, 2 ** 31) + head
+    preamble = struct.pack("<8sHH", container.MAGIC, container.FORMAT_VERSION, 0)
+    blob = _with_crc(preamble + container.uvarint(2 ** 40) + b"x")
     with pytest.raises(ICAINRError, match="header length"):
         container.unpack(blob, "x")
     ok = container.pack({}, {"MASK": b"abc"})
-    # claim a 2**60-byte section
+    # claim a 2**60-byte section (the checksum recomputed: only the bound can refuse it)
     pos = ok.index(b"MASK") + 4
-    forged = ok[:pos] + struct.pack("<Q", 2 ** 60) + ok[pos + 8:]
+    forged = _with_crc(ok[:pos] + container.uvarint(2 ** 60) + ok[pos + 1:-4])
     with pytest.raises(ICAINRError, match="truncated"):
         container.unpack(forged, "x")
+    # a header that inflates to more than the limit is refused while inflating
+    bomb = container.deflate(b"0" * (container.MAX_HEADER_BYTES + 10))
+    blob = _with_crc(preamble + container.frame(bomb, {}))
+    with pytest.raises(ICAINRError, match="bounded"):
+        container.unpack(blob, "x")
 
 
 def test_forged_header_with_valid_checksum_is_rejected(compressed, tmp_path, capsys):
-    """A rewritten header (valid CRC) that asks for an absurd network is refused."""
-    import json
-
-    header, sections, _ = container.read_file(compressed[0])
-    if header["arch"].get("model") == "factor":
-        header["arch"]["n_components"] = 10 ** 6
+    """A rewritten header (valid checksum) that asks for an absurd model is refused."""
+    header, sections, block, _ = container.read_file(compressed[0])
+    if header["model"]["name"] == "factor":
+        header["model"]["n_components"] = 10 ** 6
         problem = "implausible number of components"
     else:
-        header["arch"]["mlp_width"] = 10 ** 6
+        header["model"]["mlp_width"] = 10 ** 6
         problem = "implausible network setting"
-    blob = container.pack(header, sections)
-    code, err = _decompress_error(blob, tmp_path, capsys)
+    code, err = _decompress_error(container.pack(header, sections, block), tmp_path, capsys)
     assert_one_line_error(code, err, "bad.icainr", problem)
-    header, sections, _ = container.read_file(compressed[0])
+    header, sections, block, _ = container.read_file(compressed[0])
     header["image"]["shape"] = [100000, 100000, 100000, 10]
-    code, err = _decompress_error(container.pack(header, sections), tmp_path, capsys)
+    code, err = _decompress_error(container.pack(header, sections, block), tmp_path, capsys)
     assert_one_line_error(code, err, "bad.icainr", "implausible image shape")
-    header, sections, _ = container.read_file(compressed[0])
-    header["data"]["value_range"] = [5.0, float("nan")]
-    code, err = _decompress_error(container.pack(header, sections), tmp_path, capsys)
+    header, sections, block, _ = container.read_file(compressed[0])
+    header["frame"]["value_range"] = [5.0, 4.0]
+    code, err = _decompress_error(container.pack(header, sections, block), tmp_path, capsys)
     assert_one_line_error(code, err, "bad.icainr", "value_range")
-    assert json  # keep the import honest
+    # JSON's non-standard constants are not numbers a header may hold
+    text = json.dumps(dict(header, frame=dict(header["frame"], mean_lo=float("inf"))))
+    preamble = struct.pack("<8sHH", container.MAGIC, container.FORMAT_VERSION, 0)
+    raw = _with_crc(preamble + container.frame(
+        container.deflate(text.encode() + b"\n" + block), sections))
+    code, err = _decompress_error(raw, tmp_path, capsys)
+    assert_one_line_error(code, err, "bad.icainr", "not valid JSON")
 
 
 def test_cli_round_trip_prints_ratio(bold_file, tmp_path, capsys):
@@ -186,19 +199,27 @@ def test_cli_round_trip_prints_ratio(bold_file, tmp_path, capsys):
 
 def test_bad_config_file(bold_file, tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text("epochs: -3\n")
+    cfg.write_text("base: network\nepochs: -3\n")
     code, err = run_cli(["compress", bold_file, tmp_path / "o.icainr", "--config", cfg], capsys)
     assert_one_line_error(code, err, "bad.yaml", "epochs must be an integer")
+    cfg.write_text("epochs: 3\n")  # a network key with the default (factor) model
+    code, err = run_cli(["compress", bold_file, tmp_path / "o.icainr", "--config", cfg], capsys)
+    assert_one_line_error(code, err, "bad.yaml", "the factor model does not use: epochs")
     cfg.write_text("!!python/object/apply:os.system ['echo pwned']\n")
     code, err = run_cli(["compress", bold_file, tmp_path / "o.icainr", "--config", cfg], capsys)
     assert_one_line_error(code, err, "bad.yaml", "not valid YAML")
 
 
-def test_crc_is_what_guards_payloads():
+def test_one_checksum_guards_the_whole_file():
     blob = container.pack({"a": 1}, {"WGHT": b"0123456789"})
-    header, sections, version = container.unpack(blob, "x")
-    assert header == {"a": 1} and sections == {"WGHT": b"0123456789"} and version == container.FORMAT_VERSION
-    assert zlib.crc32(b"0123456789") == struct.unpack_from("<I", blob, len(blob) - 14)[0]
+    header, sections, block, version = container.unpack(blob, "x")
+    assert header == {"a": 1} and sections == {"WGHT": b"0123456789"} and block == b""
+    assert version == container.FORMAT_VERSION == 4
+    assert zlib.crc32(blob[:-4]) == struct.unpack_from("<I", blob, len(blob) - 4)[0]
+    flipped = bytearray(blob)
+    flipped[-6] ^= 1  # one bit of the payload
+    with pytest.raises(ICAINRError, match="checksum mismatch"):
+        container.unpack(bytes(flipped), "x")
 
 
 def test_forged_factor_section_is_rejected(bold_file, tmp_path, capsys):
@@ -209,18 +230,18 @@ def test_forged_factor_section_is_rejected(bold_file, tmp_path, capsys):
 
     src = tmp_path / "f.icainr"
     compress(bold_file, str(src), ratio=20, device="cpu", measure=False)
-    header, sections, _ = container.read_file(str(src))
+    header, sections, block, _ = container.read_file(str(src))
     fact = bytearray(sections["FACT"])
     forged = dict(sections, FACT=np.uint32(10 ** 6).tobytes() + bytes(fact[4:]))
-    code, err = _decompress_error(container.pack(header, forged), tmp_path, capsys)
+    code, err = _decompress_error(container.pack(header, forged, block), tmp_path, capsys)
     assert_one_line_error(code, err, "bad.icainr", "claims 1000000 components")
     k = int(np.frombuffer(bytes(fact[:4]), "<u4")[0])
     params = np.frombuffer(bytes(fact[4:4 + 24 * k]), "<f4").copy()
     params[1] = -1.0  # a negative Laplace scale
     forged = dict(sections, FACT=bytes(fact[:4]) + params.astype("<f4").tobytes()
                   + bytes(fact[4 + 24 * k:]))
-    code, err = _decompress_error(container.pack(header, forged), tmp_path, capsys)
+    code, err = _decompress_error(container.pack(header, forged, block), tmp_path, capsys)
     assert_one_line_error(code, err, "bad.icainr", "invalid model parameters")
     forged = dict(sections, FACT=bytes(fact[:-8]))  # words cut short
-    code, err = _decompress_error(container.pack(header, forged), tmp_path, capsys)
+    code, err = _decompress_error(container.pack(header, forged, block), tmp_path, capsys)
     assert code == 2 and "bad.icainr" in err and len(err.strip().splitlines()) == 1

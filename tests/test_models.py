@@ -16,14 +16,13 @@ class MeanOnly(models.SeriesModel):
     name = "meanonly"
 
     def fit(self, series, mask, budget, config, env):
-        arch = {"model": self.name, "n_timepoints": int(series.shape[1])}
-        return models.Coded({}, arch, approx=np.zeros_like(series))
+        return models.Coded({}, {}, approx=np.zeros_like(series))
 
-    def validate_arch(self, header, shape, source):
-        return {"model": self.name, "n_timepoints": int(shape[3])}
+    def validate(self, part, shape, n_voxels, source):
+        return {"n_voxels": n_voxels, "n_timepoints": shape[3]}
 
-    def decode(self, sections, header, arch, data, config, mask, device, source):
-        return np.zeros((int(mask.sum()), arch["n_timepoints"]))
+    def decode(self, sections, part, mask, device, source):
+        return np.zeros((part["n_voxels"], part["n_timepoints"]))
 
 
 def test_a_registered_toy_model_round_trips_through_the_cli(bold_file, tmp_path, capsys):
@@ -35,7 +34,7 @@ def test_a_registered_toy_model_round_trips_through_the_cli(bold_file, tmp_path,
         assert main(["compress", bold_file, str(packed), "--config", str(config),
                      "--ratio", "4", "--quiet"]) == 0
         assert "meanonly model" in capsys.readouterr().out
-        assert info(str(packed))["arch"]["model"] == "meanonly"
+        assert info(str(packed))["arch"]["name"] == "meanonly"
         assert set(info(str(packed))["sections"]) == {"MASK", "MEAN"}
         assert main(["decompress", str(packed), str(restored)]) == 0
     finally:

@@ -99,10 +99,11 @@ def test_input_is_never_modified(bold_file, tmp_path):
 
 def test_info_reports_versions_and_sections(compressed):
     res = info(compressed[0])
-    model_section = "FACT" if res["arch"].get("model") == "factor" else "WGHT"
+    model_section = "FACT" if res["arch"]["name"] == "factor" else "WGHT"
     assert set(res["sections"]) == {"MASK", "MEAN", model_section}
-    assert res["software"]["nipype_icainr"]
-    assert res["software"]["torch"]
+    assert res["software"]["nipype_icainr"] and res["software"]["numpy"]
+    # a file records the libraries its model depends on, no more
+    assert ("torch" in res["software"]) == (res["arch"]["name"] == "network")
     assert res["seed"] == 0
     assert sum(res["sections"].values()) + res["header_bytes"] == res["file_bytes"]
 
@@ -126,24 +127,63 @@ def test_float32_input_round_trip(tmp_path):
     np.testing.assert_array_equal(dec.affine, nib.load(str(src)).affine)
 
 
-def test_format_2_factor_files_still_decode():
-    """A file written by format 2 (time-domain patterns) decodes as it did then.
+@pytest.mark.parametrize("version, psnr", [(2, 54.26), (3, 53.99)])
+def test_older_factor_files_still_decode(version, psnr):
+    """Files written by formats 2 and 3 decode as they did then.
 
-    ``tests/data/v2_factor.icainr`` is ``synthetic_bold(shape=(10, 12, 6, 30))``
-    compressed at ratio 10 with the default preset by nipype-icainr at commit
-    a7edd44 (format 2).
+    ``tests/data/v{2,3}_factor.icainr`` are ``synthetic_bold(shape=(10, 12, 6, 30))``
+    compressed at ratio 10 with the default preset by format 2's code (time-domain
+    patterns) and format 3's (DCT patterns, JSON header); the PSNR is what each
+    decoded to with the code that wrote it.
     """
     from nipype_icainr.codec.api import decode_array
     from nipype_icainr.codec.container import read_file
 
     from .conftest import synthetic_bold
 
-    path = os.path.join(os.path.dirname(__file__), "data", "v2_factor.icainr")
-    header, _, version = read_file(path)
-    assert version == 2 and "patterns" not in header["arch"]
+    path = os.path.join(os.path.dirname(__file__), "data", f"v{version}_factor.icainr")
+    header, _, _, read_version = read_file(path)
+    assert read_version == version
+    assert header["model"]["patterns"] == ("time" if version == 2 else "dct")
     img, raw = synthetic_bold(shape=(10, 12, 6, 30))
-    values, _ = decode_array(path)
+    values, desc = decode_array(path)
+    assert desc["dtype"] == "<i2" and desc["scl_slope"] == 2.5 and desc["tr"] == 2.0
     orig = raw * 2.5 + 10.0  # the fixture's scl_slope and scl_inter
     mask = compute_mask(orig, img.affine)
-    # 54.26 dB here; a misread section decodes to noise (under 10 dB)
-    assert metrics.psnr(orig, values, mask) > 50.0
+    # a misread section decodes to noise (under 10 dB)
+    assert metrics.psnr(orig, values, mask) == pytest.approx(psnr, abs=0.05)
+
+
+def test_trailing_singleton_dimensions_are_kept(tmp_path):
+    """A run stored as (X, Y, Z, T, 1) compresses and comes back with its five dimensions."""
+    from .conftest import synthetic_bold
+
+    img, raw = synthetic_bold(shape=(12, 12, 8, 30), seed=4)
+    five = nib.Nifti1Image(raw[..., None], img.affine, img.header)
+    src = tmp_path / "five.nii.gz"
+    five.to_filename(str(src))
+    assert nib.load(str(src)).shape == (12, 12, 8, 30, 1)
+    compress(str(src), str(tmp_path / "five.icainr"), ratio=10, device="cpu")
+    assert info(str(tmp_path / "five.icainr"))["image"]["shape"] == [12, 12, 8, 30]
+    decompress(str(tmp_path / "five.icainr"), str(tmp_path / "back.nii.gz"))
+    back = nib.load(str(tmp_path / "back.nii.gz"))
+    assert back.shape == (12, 12, 8, 30, 1)
+    np.testing.assert_array_equal(back.affine, nib.load(str(src)).affine)
+
+
+@pytest.mark.parametrize("n_volumes", [2, 3, 7])
+def test_short_runs_compress(tmp_path, n_volumes):
+    """Runs of 2 to 7 volumes are coded, not refused; one volume is not a run."""
+    from .conftest import synthetic_bold
+
+    img, raw = synthetic_bold(shape=(12, 12, 8, n_volumes), seed=5)
+    src = tmp_path / "short.nii.gz"
+    nib.Nifti1Image(raw, img.affine, img.header).to_filename(str(src))
+    res = compress(str(src), str(tmp_path / "short.icainr"), ratio=4, device="cpu")
+    assert res["ratio"] >= 0.98 * 4 or res["ratio"] > 1
+    values = np.asarray(nib.load(str(src)).dataobj, dtype=np.float64)
+    decompress(str(tmp_path / "short.icainr"), str(tmp_path / "back.nii.gz"))
+    back = np.asarray(nib.load(str(tmp_path / "back.nii.gz")).dataobj, dtype=np.float64)
+    assert back.shape == values.shape
+    mask = compute_mask(values, img.affine)
+    assert metrics.psnr(values, back, mask) > 30

@@ -124,8 +124,12 @@ def test_config_rejects_unknown_and_bad_values():
     cfg = load_preset("default")
     with pytest.raises(ICAINRError, match="unknown configuration keys: colour"):
         validate_config(dict(cfg, colour="red"))
+    with pytest.raises(ICAINRError, match="the factor model does not use: lr"):
+        validate_config(dict(cfg, lr=0.1))
     with pytest.raises(ICAINRError, match="lr must be a number"):
-        validate_config(dict(cfg, lr="fast"))
+        validate_config(dict(load_preset("network"), lr="fast"))
+    # a preset lists only what it changes; the rest takes the documented defaults
+    assert validate_config({"model": "network"})["steps"] == 400
 
 
 def test_voxel_table_adds_one_row_per_voxel_and_needs_indices():

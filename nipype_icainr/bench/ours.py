@@ -52,7 +52,7 @@ class ICAINR(Method):
                           n_raw / float(knob["ratio"]), seed=int(self.context.get("seed", 0)),
                           measure=False, source=image.get("source_name"))
         self.last_info = {"codec_ratio": n_raw / len(enc.blob), "fit_seconds": enc.fit_seconds,
-                          "device": enc.device, "model": enc.coded.arch}
+                          "device": enc.device, "model": enc.describe()}
         return enc.blob
 
     def decode(self, payload):

@@ -1,26 +1,27 @@
 """Byte framing shared by the peer methods: every byte a decoder needs is counted.
 
-A payload is ``MAGIC (4 bytes) | header length (uint32 LE) | JSON header |
-sections``; the header lists each section's length, so sections are opaque byte
-strings (usually zstd-compressed). The header holds what the decoder needs
-(shape, scaling, knobs), is ASCII JSON without whitespace and counts toward the
-compressed size like everything else.
+A payload is ``MAGIC (4 bytes)`` then the ``.icainr`` container's own framing
+(``codec.container.frame``): the JSON header deflated with the same preset
+dictionary, a section count, and each section's tag and length. So every
+method, the codec included, pays the same for framing. The header holds what
+the decoder needs (shape, scaling, knobs); sections are opaque byte strings
+(usually zstd-compressed).
 """
 
 import json
-import struct
 
 import numpy as np
 
-MAGIC = b"ICB1"
+from ..codec import container
+
+MAGIC = b"ICB2"
 
 
 def pack(header, *sections):
     """Frame ``header`` (a JSON-able dict) and the byte ``sections`` into one payload."""
-    sections = [bytes(s) for s in sections]
-    head = dict(header, _sections=[len(s) for s in sections])
-    text = json.dumps(head, separators=(",", ":")).encode("ascii")
-    return MAGIC + struct.pack("<I", len(text)) + text + b"".join(sections)
+    text = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return MAGIC + container.frame(container.deflate(text),
+                                   {f"{i:04d}": bytes(s) for i, s in enumerate(sections)})
 
 
 def unpack(payload):
@@ -28,15 +29,9 @@ def unpack(payload):
     payload = bytes(payload)
     if payload[:4] != MAGIC:
         raise ValueError("not a benchmark payload (bad magic)")
-    (n,) = struct.unpack("<I", payload[4:8])
-    header = json.loads(payload[8:8 + n].decode("ascii"))
-    sections, pos = [], 8 + n
-    for size in header.pop("_sections"):
-        sections.append(payload[pos:pos + size])
-        pos += size
-    if pos != len(payload):
-        raise ValueError("payload length does not match its header")
-    return header, sections
+    head, sections = container.unframe(payload, 4, "payload")
+    header = container.parse_json(container.inflate(head, 1 << 24, "payload"), "payload")
+    return header, [sections[f"{i:04d}"] for i in range(len(sections))]
 
 
 def zstd(data, level=19):

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from .. import io
-from . import core, models
+from . import core
 from .config import resolve_config
 from .container import read_file, unpack
 from .errors import ICAINRError
@@ -86,7 +86,7 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
 
     blob = enc.blob
     io.write_atomic(out_file, blob)
-    _, secs, _ = unpack(blob, out_file)
+    _, secs, _, _ = unpack(blob, out_file)
     achieved = n_raw / len(blob)
     notes = []
     if achieved > 1.1 * ratio:
@@ -95,13 +95,14 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
                      "(raise max_components, or mlp_width_max for the network)")
     elif achieved < 0.9 * ratio:
         notes.append(f"achieved ratio {achieved:.1f} is below the target {ratio:g}")
-    model = models.get(cfg["model"])
     return {"ratio": achieved, "warnings": notes, "ratio_disk": desc["source_bytes"] / len(blob),
             "file_bytes": len(blob), "raw_bytes": n_raw, "psnr": psnr, "ssim": ssim,
             "fit_seconds": enc.fit_seconds, "final_loss": enc.coded.final_loss,
             "total_seconds": time.perf_counter() - t_start, "device": enc.device,
-            "sections": {tag: len(p) for tag, p in secs.items()}, "arch": enc.coded.arch,
-            "model": model.describe(enc.coded.arch), "config": cfg, "n_voxels": enc.n_voxels}
+            "sections": {tag: len(p) for tag, p in secs.items()},
+            "header_bytes": len(blob) - sum(len(p) for p in secs.values()),
+            "arch": dict(enc.coded.part, name=enc.model.name), "model": enc.describe(),
+            "config": cfg, "n_voxels": enc.n_voxels}
 
 
 def decompress(in_file, out_file, device="auto", force=False):
@@ -136,15 +137,15 @@ def decompress(in_file, out_file, device="auto", force=False):
 
 def decode_array(in_file, device="auto"):
     """Decode an ``.icainr`` file to ``(values float64 (X, Y, Z, T), image description)``."""
-    header, sections, _ = read_file(in_file)
-    rec, desc = core.decode_parts(header, sections, os.fspath(in_file), device)
-    return rec.values(), desc
+    header, sections, block, _ = read_file(in_file)
+    rec, hdr = core.decode_parts(header, sections, block, os.fspath(in_file), device)
+    return rec.values(), hdr.image
 
 
 def info(in_file):
     """Header, ratio and section sizes of an ``.icainr`` file (a dict)."""
-    header, sections, version = read_file(in_file)
-    hdr = validate_header(header, sections, in_file)
+    header, sections, block, version = read_file(in_file)
+    hdr = validate_header(header, sections, block, in_file)
     desc = hdr.image
     size = os.path.getsize(in_file)
     raw = core.raw_bytes(desc["shape"], desc["dtype"])
@@ -154,6 +155,6 @@ def info(in_file):
             "sections": {tag: len(p) for tag, p in sections.items()},
             "header_bytes": size - sum(len(p) for p in sections.values()),
             "image": {k: v for k, v in desc.items() if k != "header_b64"},
-            "arch": hdr.arch, "model": hdr.model.describe(hdr.arch), "config": hdr.config,
-            "seed": header.get("seed"), "software": header.get("software"),
-            "fit_device": header.get("fit_device"), "n_voxels": hdr.data["n_voxels"]}
+            "arch": hdr.part, "model": hdr.model.describe(hdr.part), "config": hdr.config,
+            "seed": hdr.seed, "software": hdr.software, "fit_device": hdr.device,
+            "n_voxels": hdr.frame["n_voxels"]}

@@ -1,74 +1,28 @@
 """Codec configuration: YAML presets, user overrides, validation.
 
-A configuration is a flat mapping. Presets live in ``presets/*.yaml``; a user file
-given with ``--config`` may name ``base: <preset>`` and override any key. Every
-value is checked here, once, so the rest of the codec can trust it. The same
-checks run on the configuration read back from a compressed file, which is
-untrusted input.
+A configuration is a flat mapping: the keys every file has (``COMMON``) plus
+the keys of its series model (``SeriesModel.config_schema``, documented in
+each model's package). Presets live in ``presets/*.yaml``; a preset or a user
+file given with ``--config`` may start from another with ``base: <preset>``
+and list only what it changes; keys left out take their documented defaults.
+Every value is checked here, once, so the rest of the codec can trust it; a
+key the chosen model does not use is refused (it would silently do nothing).
+A file stores exactly the validated configuration of its model, read back
+with the same checks (it is untrusted input).
 
-Keys
-----
-target_ratio : float > 1
-    Ratio aimed at when the caller gives none (see ``api.compress``).
-n_components : int, 1..64
-    K, the number of ICA activation patterns (rows of the learnable ``C_train``).
-ica_max_iter : int
-    FastICA iterations.
-pattern_channels : int, 1..64
-    Conv1d channels computed from each pattern (the raw pattern is kept as one more).
-pe_frequencies : int, 0..16
-    NeRF positional-encoding frequencies (the paper: 10).
-mlp_layers : int, 2..10
-    Linear layers per coordinate MLP (the paper: 5).
-mlp_width : int or "auto"
-    Hidden width of each coordinate MLP; "auto" sizes it from the byte budget.
-mlp_width_min, mlp_width_max : int
-    Bounds for "auto".
-attention_hidden : int
-    Hidden size of the channel-attention MLP.
-fusion_channels : int
-    Channels of the first Down block of the feature-fusion U-Net (doubled per level).
-fusion_depth : int, 1..4
-    Number of Down blocks (and as many Up blocks).
-sigma_ssim : float >= 0
-    Weight of ``1 - SSIM`` in the loss.
-optimizer : "adamax" or "adam"
-lr, pretrain_lr : float > 0
-lr_schedule : "constant" or "cosine"
-pretrain_epochs, epochs : int >= 0
-    Passes over all masked voxels (the paper's schedule).
-pretrain_steps, steps : int >= 0
-    When above 0, the number of optimiser steps instead, each on a batch of
-    voxels drawn without replacement (reshuffled after every pass). A CPU budget
-    of work that does not grow with the number of voxels.
-batch_voxels, eval_batch_voxels : int
-mean_step : float > 0
-    Quantisation step of the mean frame, in stored units of the input.
-weight_bits_target : float
-    Nominal entropy-coded bits per parameter used to size the model.
-voxel_table : bool
-    Add an explicitly coded per-voxel correction to the MLPs' weights (beyond the
-    paper; see ``model.py``). false in ``paper``.
-table_bits_target : float
-    Nominal bits per table entry, reserved before sizing the MLPs.
+Common keys
+-----------
+name : str
+    The preset's name (``custom`` for a user file).
+description : str
+    One sentence (not stored in files).
 model : str
     The series model that codes the mean-removed series, by its name in
-    ``codec.models.REGISTRY``: factor (an explicitly coded factorization, voxel
-    maps x activation patterns with (K, step) chosen by rate-distortion search,
-    see ``codec/factor``; only ``max_components``, ``psnr_slack_db``,
-    ``components`` and the mean-frame keys apply) or network (the ICA-INR
-    network of the paper; the keys above).
-max_components : int, 1..256
-    Largest K the factorization search may choose.
-psnr_slack_db : float >= 0
-    Among the K whose PSNR at the budget is within this many dB of the best
-    K's (0 = best PSNR), the factorization keeps the fewest or the most, as
-    ``components`` says.
-components : "fewest" or "most"
-    "fewest" (default): fewer components at a finer step measured better GLM
-    t-maps and connectivity for a little PSNR (studyforrest run). "most" (the
-    ``decoding`` preset): more components at a coarser step measured better
-    linear-SVM decoding (Haxby slice).
+    ``codec.models.REGISTRY``.
+target_ratio : float > 1
+    Ratio aimed at when the caller gives none (see ``api.compress``).
+mean_step : float > 0
+    Quantisation step of the mean frame, in stored units of the input.
 background_step : float >= 1
     Mean-frame step outside the brain mask, in multiples of ``mean_step``. The
     series outside the mask is not coded (the decoder writes the mean frame
@@ -82,49 +36,73 @@ import yaml
 from . import models
 from .errors import ICAINRError
 
-_INT_BOUNDS = {
-    "n_components": (1, 64),
-    "ica_max_iter": (1, 100000),
-    "pattern_channels": (1, 64),
-    "pe_frequencies": (0, 16),
-    "mlp_layers": (2, 10),
-    "mlp_width_min": (1, 2048),
-    "mlp_width_max": (1, 2048),
-    "attention_hidden": (1, 1024),
-    "fusion_channels": (1, 256),
-    "fusion_depth": (1, 4),
-    "pretrain_epochs": (0, 100000),
-    "epochs": (0, 100000),
-    "pretrain_steps": (0, 10000000),
-    "steps": (0, 10000000),
-    "batch_voxels": (1, 1 << 20),
-    "eval_batch_voxels": (1, 1 << 22),
-    "max_components": (1, 256),
+
+class Key:
+    """One configuration key: its type, bounds and default (None: required)."""
+
+    def __init__(self, kind, lo=None, hi=None, choices=(), default=None):
+        self.kind, self.lo, self.hi, self.choices, self.default = kind, lo, hi, choices, default
+
+    def check(self, key, value, source):
+        kind = self.kind
+        if kind == "int" or (kind == "int_or_auto" and value != "auto"):
+            if isinstance(value, bool) or not isinstance(value, int) or \
+                    not self.lo <= value <= self.hi:
+                extra = "'auto' or " if kind == "int_or_auto" else ""
+                raise ICAINRError(source, f"{key} must be {extra}an integer in "
+                                          f"[{self.lo}, {self.hi}], got {value!r}")
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not self.lo <= value <= self.hi:
+                raise ICAINRError(source, f"{key} must be a number in [{self.lo}, {self.hi}], "
+                                          f"got {value!r}")
+            return float(value)
+        if kind == "choice":
+            if value not in self.choices:
+                raise ICAINRError(source, f"{key} must be one of {self.choices}, got {value!r}")
+            return value
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ICAINRError(source, f"{key} must be true or false, got {value!r}")
+            return value
+        if kind == "text":
+            if not isinstance(value, str) or len(value) > 2000:
+                raise ICAINRError(source, f"{key} must be a short text, got {value!r:.60}")
+            return value
+        return value  # "auto" of an int_or_auto key
+
+
+def Int(lo, hi, default=None):
+    return Key("int", lo, hi, default=default)
+
+
+def Float(lo, hi, default=None):
+    return Key("float", lo, hi, default=default)
+
+
+def Choice(choices, default=None):
+    return Key("choice", choices=tuple(choices), default=default)
+
+
+def Bool(default=None):
+    return Key("bool", default=default)
+
+
+def IntOrAuto(lo, hi, default="auto"):
+    return Key("int_or_auto", lo, hi, default=default)
+
+
+#: keys every configuration has, whatever its model
+COMMON = {
+    "name": Key("text", default="custom"),
+    "description": Key("text", default=""),
+    "target_ratio": Float(1.0001, 1e6, 100.0),
+    "mean_step": Float(1e-9, 1e9, 1.0),
+    "background_step": Float(1.0, 65535.0, 1.0),
 }
-_FLOAT_BOUNDS = {
-    "target_ratio": (1.0001, 1e6),
-    "sigma_ssim": (0.0, 100.0),
-    "lr": (1e-8, 1.0),
-    "pretrain_lr": (1e-8, 1.0),
-    "mean_step": (1e-9, 1e9),
-    "weight_bits_target": (1.0, 32.0),
-    "table_bits_target": (0.5, 32.0),
-    "background_step": (1.0, 65535.0),
-    "psnr_slack_db": (0.0, 10.0),
-}
-_BOOLS = ("voxel_table",)
-_CHOICES = {
-    "optimizer": ("adamax", "adam"),
-    "lr_schedule": ("constant", "cosine"),
-    "components": ("fewest", "most"),
-}
-_TEXT = ("name", "description")
-KEYS = frozenset(_INT_BOUNDS) | frozenset(_FLOAT_BOUNDS) | frozenset(_CHOICES) | {
-    "model", "mlp_width", *_TEXT, *_BOOLS}
-#: keys added after the first files were written, with the value older files imply
-LATER_KEYS = {"voxel_table": False, "table_bits_target": 5.0, "model": "network",
-              "max_components": 64, "background_step": 1.0,
-              "psnr_slack_db": 0.0, "components": "fewest"}
+#: keys kept out of files (long texts that say nothing about how the file was made)
+NOT_STORED = ("description",)
 
 
 def available_presets():
@@ -133,37 +111,59 @@ def available_presets():
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_preset(name, _seen=()):
-    """Return the validated configuration of a bundled preset.
-
-    A preset file may start from another with ``base: <preset>`` and list only
-    the keys it changes.
-    """
+def _read_preset(name, seen=()):
+    """A preset's raw mapping with its ``base`` chain applied (not yet validated)."""
     if name not in available_presets():
         raise ICAINRError(None, f"unknown preset {name!r}; choose from "
                                 f"{', '.join(available_presets())}")
-    if name in _seen:
+    if name in seen:
         raise ICAINRError(None, f"preset {name!r} is its own base")
     text = (resources.files(__package__) / "presets" / f"{name}.yaml").read_text()
     cfg = yaml.safe_load(text)
     if "base" in cfg:
-        cfg = dict(load_preset(cfg.pop("base"), _seen + (name,)), **cfg)
-    return validate_config(cfg, source=f"preset {name}")
+        cfg = merge(_read_preset(cfg.pop("base"), seen + (name,)), cfg)
+    return cfg
+
+
+def merge(base, overrides):
+    """``overrides`` on top of ``base``; changing the model drops the base's model keys."""
+    base = dict(base)
+    new_model = overrides.get("model")
+    if new_model is not None and new_model != base.get("model"):
+        base = {k: v for k, v in base.items() if k in COMMON}
+    base.update(overrides)
+    return base
+
+
+def load_preset(name):
+    """Return the validated configuration of a bundled preset."""
+    return validate_config(_read_preset(name), source=f"preset {name}")
 
 
 def resolve_config(preset="default", config=None):
-    """A validated configuration from a preset name, a YAML path or a dict."""
+    """A validated configuration from a preset name, a YAML path or a dict.
+
+    A dict or file may name ``base: <preset>`` (default: ``preset``) and override
+    any key; a file without ``name`` is called ``custom``.
+    """
     if config is None:
         return load_preset(preset)
-    if isinstance(config, dict):
-        base = load_preset(config.get("base", preset))
-        base.update({k: v for k, v in config.items() if k != "base"})
-        return validate_config(base, source="configuration")
-    return load_config_file(config)
+    source = "configuration"
+    if not isinstance(config, dict):
+        source = str(config)
+        config = _read_config_file(config)
+    user = dict(config)
+    base = _read_preset(str(user.pop("base", preset)))
+    user.setdefault("name", "custom")
+    return validate_config(merge(base, user), source=source)
 
 
 def load_config_file(path):
     """Read a user YAML file: ``base: <preset>`` (default "default") plus overrides."""
+    return resolve_config("default", path)
+
+
+def _read_config_file(path):
     try:
         with open(path, encoding="utf-8") as fh:
             user = yaml.safe_load(fh)
@@ -174,55 +174,57 @@ def load_config_file(path):
         raise ICAINRError(path, f"not valid YAML ({problem})") from None
     if not isinstance(user, dict):
         raise ICAINRError(path, "a configuration must be a YAML mapping")
-    user = dict(user)
-    base = load_preset(str(user.pop("base", "default")))
-    base.update(user)
-    base.setdefault("name", "custom")
-    return validate_config(base, source=str(path))
+    return user
+
+
+def schema(model_name):
+    """Every key a configuration of ``model_name`` may hold: common and the model's."""
+    return dict(COMMON, **models.get(model_name).config_schema)
 
 
 def validate_config(cfg, source="configuration"):
-    """Check every key and value; return a clean copy (ints as int, floats as float)."""
+    """Check every key and value; return a clean copy with defaults filled in."""
     if not isinstance(cfg, dict):
         raise ICAINRError(source, "a configuration must be a mapping")
-    cfg = dict(LATER_KEYS, **cfg)
-    unknown = sorted(set(cfg) - KEYS)
+    model = cfg.get("model", models.DEFAULT_MODEL)
+    if not isinstance(model, str) or model not in models.names():
+        raise ICAINRError(source, f"model must be one of {models.names()}, got {model!r}")
+    keys = schema(model)
+    unknown = sorted(k for k in cfg if k != "model" and k not in keys)
     if unknown:
+        others = [k for k in unknown if any(k in models.get(m).config_schema
+                                           for m in models.names())]
+        if others and len(others) == len(unknown):
+            raise ICAINRError(source, f"the {model} model does not use: {', '.join(unknown)}")
         raise ICAINRError(source, f"unknown configuration keys: {', '.join(unknown)}")
-    missing = sorted(KEYS - set(cfg) - set(_TEXT))
-    if missing:
-        raise ICAINRError(source, f"missing configuration keys: {', '.join(missing)}")
-    out = {}
-    for key, (lo, hi) in _INT_BOUNDS.items():
-        val = cfg[key]
-        if isinstance(val, bool) or not isinstance(val, int) or not lo <= val <= hi:
-            raise ICAINRError(source, f"{key} must be an integer in [{lo}, {hi}], got {val!r}")
-        out[key] = int(val)
-    for key, (lo, hi) in _FLOAT_BOUNDS.items():
-        val = cfg[key]
-        if isinstance(val, bool) or not isinstance(val, (int, float)) or not lo <= val <= hi:
-            raise ICAINRError(source, f"{key} must be a number in [{lo}, {hi}], got {val!r}")
-        out[key] = float(val)
-    for key, choices in _CHOICES.items():
-        if cfg[key] not in choices:
-            raise ICAINRError(source, f"{key} must be one of {choices}, got {cfg[key]!r}")
-        out[key] = cfg[key]
-    if cfg["model"] not in models.names():
-        raise ICAINRError(source, f"model must be one of {models.names()}, got {cfg['model']!r}")
-    out["model"] = cfg["model"]
-    for key in _BOOLS:
-        if not isinstance(cfg[key], bool):
-            raise ICAINRError(source, f"{key} must be true or false, got {cfg[key]!r}")
-        out[key] = cfg[key]
-    width = cfg["mlp_width"]
-    if width != "auto" and (isinstance(width, bool) or not isinstance(width, int)
-                            or not 1 <= width <= 2048):
-        raise ICAINRError(source, f"mlp_width must be 'auto' or an integer in [1, 2048], "
-                                  f"got {width!r}")
-    out["mlp_width"] = width
-    if out["mlp_width_min"] > out["mlp_width_max"]:
-        raise ICAINRError(source, "mlp_width_min must not exceed mlp_width_max")
-    for key in _TEXT:
+    out = {"model": model}
+    for key, spec in keys.items():
         if key in cfg:
-            out[key] = str(cfg[key])
+            out[key] = spec.check(key, cfg[key], source)
+        elif spec.default is not None:
+            out[key] = spec.default
+        else:
+            raise ICAINRError(source, f"missing configuration key: {key}")
+    check = getattr(models.get(model), "check_config", None)
+    if check is not None:
+        check(out, source)
     return out
+
+
+def stored_config(cfg):
+    """What a file records of ``cfg``: every key but the long texts."""
+    return {k: v for k, v in cfg.items() if k not in NOT_STORED}
+
+
+def read_stored_config(cfg, model_name, source):
+    """Validate the configuration a file records (untrusted): only its model's keys.
+
+    Files of formats 1-3 recorded every model's keys; those their model does not
+    use are dropped here.
+    """
+    if not isinstance(cfg, dict):
+        raise ICAINRError(source, "the stored configuration is not a mapping")
+    keys = schema(model_name)
+    kept = {k: v for k, v in cfg.items() if k in keys}
+    kept["model"] = model_name
+    return validate_config(kept, source)

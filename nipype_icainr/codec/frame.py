@@ -39,18 +39,19 @@ def _unmosaic(img, shape):
     return img.reshape(y, z, x).transpose(2, 0, 1)
 
 
-def encode_mean_frame(mean, step, mask=None, background_step=1):
-    """Quantise the mean frame with ``step`` and code it losslessly with JPEG XL.
+def encode_mean_frame(mean, step, mask=None, background_step=1, lo=None):
+    """Quantise the mean frame with ``step`` from ``lo`` and code it losslessly with JPEG XL.
 
     Outside ``mask`` the integer levels are rounded further to multiples of
     ``background_step`` (an integer >= 1), which costs the decoder nothing to
-    undo. Returns ``(payload, lo, decoded)`` where ``decoded`` is the mean
-    frame the decoder will see (float64), so the caller can fit the series
-    model to the residual around it.
+    undo. ``lo`` (default: the frame's minimum) must not exceed it. Returns
+    ``(payload, lo, decoded)`` where ``decoded`` is the mean frame the decoder
+    will see (float64), so the caller can fit the series model to the residual
+    around it.
     """
     import imagecodecs
 
-    lo = float(mean.min())
+    lo = float(mean.min()) if lo is None else float(lo)
     q = np.clip(np.round((mean - lo) / step), 0, 65535)
     background_step = int(round(background_step))
     if mask is not None and background_step > 1:

@@ -9,7 +9,7 @@ in ``REGISTRY`` (or a call to ``register``).
 """
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +22,8 @@ REGISTRY = {
 }
 #: the model of files written before the header named one (format 1)
 UNNAMED_MODEL = "network"
+#: the model of a configuration that names none
+DEFAULT_MODEL = "factor"
 
 
 @dataclass
@@ -61,14 +63,11 @@ class Coded:
     Attributes
     ----------
     sections : dict
-        ``{tag: bytes}``: the model's sections (4-character ASCII tags).
-    arch : dict
-        The header's ``arch`` entry: everything the decoder needs to rebuild
-        the model (validated by ``SeriesModel.validate_arch`` on reading).
-    data : dict
-        Extra entries of the header's ``data`` (e.g. a quantisation step).
-    manifest : list
-        The header's ``weights`` entry (empty for models without one).
+        ``{tag: bytes}``: the model's sections (4 ASCII letters or digits).
+    part : dict
+        The model's entry of the header (JSON-able): everything its decoder
+        needs besides the sections (validated by ``SeriesModel.validate`` on
+        reading). The codec adds ``name``.
     approx : ndarray (N, T) or None
         The decoded series (None when not computed).
     final_loss : float
@@ -76,9 +75,7 @@ class Coded:
     """
 
     sections: dict
-    arch: dict
-    data: dict = field(default_factory=dict)
-    manifest: list = field(default_factory=list)
+    part: dict
     approx: np.ndarray = None
     final_loss: float = float("nan")
 
@@ -101,6 +98,10 @@ class SeriesModel:
     name = "?"
     #: section tags the model writes, all required when reading
     sections = ()
+    #: configuration keys of the model: name -> ``config.Key`` (with its default)
+    config_schema = {}
+    #: libraries (``provenance`` keys) the model's output depends on, beyond the codec's
+    packages = ()
 
     def resolve_device(self, device):
         """The device this model fits on for a ``--device`` value (``cpu`` by default)."""
@@ -115,21 +116,26 @@ class SeriesModel:
         """
         raise NotImplementedError
 
-    def validate_arch(self, header, shape, source):
-        """Check the header's ``arch`` (and the model's ``data`` and ``weights`` entries).
+    def validate(self, part, shape, n_voxels, source):
+        """Check the model's header entry (types, finiteness, ranges) before decoding.
 
-        Called before anything is decoded, with ``shape`` already validated.
-        Returns the normalised ``arch``; raises ``ICAINRError`` naming ``source``.
+        ``shape`` (X, Y, Z, T) and ``n_voxels`` (the mask's voxel count) are
+        already validated. Returns the normalised ``part``; raises
+        ``ICAINRError`` naming ``source``.
         """
         raise NotImplementedError
 
-    def decode(self, sections, header, arch, data, config, mask, device, source):
+    def decode(self, sections, part, mask, device, source):
         """The decoded series (N x T, float64) from the file's parts (all validated)."""
         raise NotImplementedError
 
-    def describe(self, arch):
+    def describe(self, part):
         """One line for ``icainr info`` and the QC report."""
         return f"{self.name} model"
+
+    def from_legacy(self, arch, data, header):
+        """The model's format 4 entry from a format 1-3 header (its ``arch``, ``data``)."""
+        return dict(arch)
 
 
 _INSTANCES = {}
@@ -165,9 +171,9 @@ def get(name):
     return _INSTANCES[name]
 
 
-def for_arch(arch, source):
-    """The model that wrote a file, from its header's ``arch``."""
-    name = arch.get("model", UNNAMED_MODEL)
+def for_part(part, source):
+    """The model that wrote a file, from its header's ``model`` entry."""
+    name = part.get("name") if isinstance(part, dict) else None
     if not isinstance(name, str) or name not in REGISTRY:
         raise ICAINRError(source, f"the file uses an unknown model {name!r}")
     return get(name)

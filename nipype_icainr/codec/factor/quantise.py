@@ -10,6 +10,8 @@ with a dead-zone quantiser.
 
 import numpy as np
 
+from ..header import round_sig
+
 MAX_SYMBOL = 1 << 16  # constriction needs a bounded support
 
 #: rounding offset of the dead-zone quantiser (0 = plain rounding)
@@ -63,7 +65,8 @@ def quantize_all(series, maps, step, transform="dct"):
     domain (DCT coefficients for "dct"); the last two give the squared error
     without an N x T product (``_sse``).
     """
-    step = max(float(step), float(np.abs(maps).max(initial=0.0)) / (MAX_SYMBOL - 1), 1e-30)
+    step = round_sig(max(float(step), float(np.abs(maps).max(initial=0.0)) / (MAX_SYMBOL - 1),
+                         1e-30), direction=1)
     q_maps = quantize_maps(maps, step)
     maps_hat = q_maps.astype(np.float64) * step
     # (X^T A)^T rather than A^T X: OpenBLAS runs A^T X up to 30x slower on busy cores

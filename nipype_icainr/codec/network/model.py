@@ -5,6 +5,50 @@ patterns, the coordinate MLPs are pre-trained on the ICA maps, then the whole
 network is trained on L2 + sigma (1 - SSIM) (``fit``). Coding: every
 parameter tensor is quantised and ANS-coded (``weights``), with one global
 step multiplier bisected so that the file lands on the byte budget.
+
+Configuration keys (defaults: the ``network`` preset's)
+-------------------------------------------------------
+n_components : int, 1..64
+    K, the number of ICA activation patterns (rows of the learnable ``C_train``).
+ica_max_iter : int
+    FastICA iterations.
+pattern_channels : int, 1..64
+    Conv1d channels computed from each pattern (the raw pattern is kept as one more).
+pe_frequencies : int, 0..16
+    NeRF positional-encoding frequencies (the paper: 10).
+mlp_layers : int, 2..10
+    Linear layers per coordinate MLP (the paper: 5).
+mlp_width : int or "auto"
+    Hidden width of each coordinate MLP; "auto" sizes it from the byte budget.
+mlp_width_min, mlp_width_max : int
+    Bounds for "auto".
+attention_hidden : int
+    Hidden size of the channel-attention MLP.
+fusion_channels : int
+    Channels of the first Down block of the feature-fusion U-Net (doubled per level).
+fusion_depth : int, 1..4
+    Number of Down blocks (and as many Up blocks).
+sigma_ssim : float >= 0
+    Weight of ``1 - SSIM`` in the loss.
+optimizer : "adamax" or "adam"
+lr, pretrain_lr : float > 0
+lr_schedule : "constant" or "cosine"
+pretrain_epochs, epochs : int >= 0
+    Passes over all masked voxels (the paper's schedule).
+pretrain_steps, steps : int >= 0
+    When above 0, the number of optimiser steps instead, each on a batch of
+    voxels drawn without replacement (reshuffled after every pass). A CPU budget
+    of work that does not grow with the number of voxels.
+batch_voxels, eval_batch_voxels : int
+    Voxels per training step and per evaluation batch while fitting (the
+    decoder uses its own batch size, whatever a file says).
+weight_bits_target : float
+    Nominal entropy-coded bits per parameter used to size the model.
+voxel_table : bool
+    Add an explicitly coded per-voxel correction to the MLPs' weights (beyond the
+    paper; see ``net``). false in ``paper``.
+table_bits_target : float
+    Nominal bits per table entry, reserved before sizing the MLPs.
 """
 
 import math
@@ -12,6 +56,7 @@ import os
 
 import numpy as np
 
+from ..config import Bool, Choice, Float, Int, IntOrAuto
 from ..errors import ICAINRError
 from ..models import Coded, SeriesModel
 
@@ -21,6 +66,24 @@ ARCH_LIMITS = {"n_components": 64, "pattern_channels": 64, "pe_frequencies": 16,
                "mlp_layers": 10, "mlp_width": 2048, "attention_hidden": 1024,
                "fusion_channels": 256, "fusion_depth": 4}
 MAX_PARAMETERS = 1 << 28
+#: voxels the decoder evaluates at once (its own choice: a file cannot raise it)
+EVAL_BATCH_VOXELS = 8192
+
+CONFIG_SCHEMA = {
+    "n_components": Int(1, 64, 16), "ica_max_iter": Int(1, 100000, 400),
+    "pattern_channels": Int(1, 64, 3), "pe_frequencies": Int(0, 16, 10),
+    "mlp_layers": Int(2, 10, 5), "mlp_width": IntOrAuto(1, 2048, "auto"),
+    "mlp_width_min": Int(1, 2048, 8), "mlp_width_max": Int(1, 2048, 160),
+    "attention_hidden": Int(1, 1024, 16), "fusion_channels": Int(1, 256, 8),
+    "fusion_depth": Int(1, 4, 2), "sigma_ssim": Float(0.0, 100.0, 0.1),
+    "optimizer": Choice(("adamax", "adam"), "adamax"), "lr": Float(1e-8, 1.0, 8e-4),
+    "lr_schedule": Choice(("constant", "cosine"), "cosine"),
+    "pretrain_epochs": Int(0, 100000, 0), "pretrain_lr": Float(1e-8, 1.0, 3e-3),
+    "epochs": Int(0, 100000, 0), "pretrain_steps": Int(0, 10000000, 300),
+    "steps": Int(0, 10000000, 400), "batch_voxels": Int(1, 1 << 20, 2048),
+    "eval_batch_voxels": Int(1, 1 << 22, 8192), "weight_bits_target": Float(1.0, 32.0, 8.0),
+    "voxel_table": Bool(True), "table_bits_target": Float(0.5, 32.0, 5.0),
+}
 
 
 def choose_mlp_width(cfg, arch, weight_bytes):
@@ -74,6 +137,12 @@ class NetworkModel(SeriesModel):
 
     name = "network"
     sections = (TAG,)
+    config_schema = CONFIG_SCHEMA
+    packages = ("torch",)
+
+    def check_config(self, cfg, source):
+        if cfg["mlp_width_min"] > cfg["mlp_width_max"]:
+            raise ICAINRError(source, "mlp_width_min must not exceed mlp_width_max")
 
     def resolve_device(self, device):
         """'auto' -> 'cuda' when a CUDA device is usable, else 'cpu'."""
@@ -96,7 +165,6 @@ class NetworkModel(SeriesModel):
         scale = float(series.std()) or 1.0
         targets_np = (series / scale).astype(np.float32)
         n_vox, n_t = targets_np.shape
-        data = {"scale": scale}
         arch = {"n_components": int(min(cfg["n_components"], n_t - 1, n_vox - 1)),
                 "n_timepoints": n_t, "pattern_channels": cfg["pattern_channels"],
                 "pe_frequencies": cfg["pe_frequencies"], "mlp_layers": cfg["mlp_layers"],
@@ -104,7 +172,7 @@ class NetworkModel(SeriesModel):
                 "fusion_channels": cfg["fusion_channels"], "fusion_depth": cfg["fusion_depth"],
                 "voxel_table": int(cfg["voxel_table"]),
                 "n_voxels": int(n_vox) if cfg["voxel_table"] else 0}
-        overhead = len(budget.build(Coded({TAG: b""}, arch, data)))
+        overhead = len(budget.build(Coded({TAG: b""}, dict(arch, scale=scale, weights=[]))))
         weight_budget = budget.target_bytes - overhead - 60 * 12 * 3  # room for the manifest
         min_model = dict(arch, mlp_width=cfg["mlp_width_min"], voxel_table=0)
         if weight_budget < count_parameters(min_model) * 1.0 / 8.0:
@@ -147,19 +215,19 @@ class NetworkModel(SeriesModel):
         state = {name: p.detach().cpu().numpy() for name, p in net.state_dict().items()}
         _, manifest, payload, decoded_state = fit_quantization(
             state, budget.target_bytes,
-            lambda man, wts: budget.build(Coded({TAG: wts}, arch, data, man)))
+            lambda man, wts: budget.build(Coded({TAG: wts}, dict(arch, scale=scale, weights=man))))
         approx = None
         if env.measure:
             net.load_state_dict({k: torch.from_numpy(v) for k, v in decoded_state.items()})
             approx = scale * evaluate_network(net, coords, cfg["eval_batch_voxels"]).numpy() \
                 .astype(np.float64)
-        return Coded({TAG: payload}, arch, data, manifest, approx, final_loss)
+        return Coded({TAG: payload}, dict(arch, scale=scale, weights=manifest), approx,
+                     final_loss)
 
-    def validate_arch(self, header, shape, source):
+    def validate(self, part, shape, n_voxels, source):
         from .net import ARCH_DEFAULTS, ARCH_KEYS, count_parameters
 
-        arch, data = header["arch"], header["data"]
-        arch = {k: int(arch.get(k, ARCH_DEFAULTS.get(k, 0)) if k in ARCH_DEFAULTS else arch[k])
+        arch = {k: int(part.get(k, ARCH_DEFAULTS.get(k, 0)) if k in ARCH_DEFAULTS else part[k])
                 for k in ARCH_KEYS}
         if arch["n_timepoints"] != shape[3]:
             raise ICAINRError(source, "the network's length does not match the image")
@@ -167,17 +235,19 @@ class NetworkModel(SeriesModel):
             if not 1 <= arch[key] <= top and not (key == "pe_frequencies" and arch[key] == 0):
                 raise ICAINRError(source, f"implausible network setting {key}={arch[key]}")
         if arch["voxel_table"] not in (0, 1) or (arch["voxel_table"] and
-                                                 arch["n_voxels"] != int(data["n_voxels"])):
+                                                 arch["n_voxels"] != n_voxels):
             raise ICAINRError(source, "the voxel table does not match the mask")
         if count_parameters(arch) > MAX_PARAMETERS:
             raise ICAINRError(source, "the network described is implausibly large")
-        if not math.isfinite(float(data["scale"])):
+        scale = float(part["scale"])
+        if not math.isfinite(scale):
             raise ICAINRError(source, "non-finite scale in the header")
-        if not isinstance(header["weights"], list) or len(header["weights"]) > 256:
+        weights = part["weights"]
+        if not isinstance(weights, list) or len(weights) > 256:
             raise ICAINRError(source, "the weight manifest is malformed")
-        return arch
+        return dict(arch, scale=scale, weights=weights)
 
-    def decode(self, sections, header, arch, data, config, mask, device, source):
+    def decode(self, sections, part, mask, device, source):
         import torch
 
         from .fit import evaluate_network, voxel_coordinates
@@ -185,18 +255,21 @@ class NetworkModel(SeriesModel):
         from .weights import decode_state
 
         dev = self.resolve_device(device)
-        net = ICAINRNet(arch)
+        net = ICAINRNet(part)
         expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-        state = decode_state(sections[TAG], header["weights"], expected, source)
+        state = decode_state(sections[TAG], part["weights"], expected, source)
         net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
         net.to(dev)
         coords = torch.from_numpy(voxel_coordinates(mask)).to(dev)
         with torch.no_grad():
-            approx = evaluate_network(net, coords, config["eval_batch_voxels"]).numpy()
-        return float(data["scale"]) * approx.astype(np.float64)
+            approx = evaluate_network(net, coords, EVAL_BATCH_VOXELS).numpy()
+        return part["scale"] * approx.astype(np.float64)
 
     def describe(self, arch):
         return (f"network K={arch['n_components']} patterns x T={arch['n_timepoints']}, MLP "
                 f"{arch['mlp_layers']} layers x {arch['mlp_width']}, "
                 f"{arch['pe_frequencies']} PE frequencies, fusion {arch['fusion_channels']}ch "
                 f"depth {arch['fusion_depth']}")
+
+    def from_legacy(self, arch, data, header):
+        return dict(arch, scale=data["scale"], weights=header["weights"])
