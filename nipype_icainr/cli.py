@@ -92,12 +92,16 @@ def build_parser():
 
     ben = sub.add_parser(
         "bench", help="rate-distortion and downstream-fidelity benchmark against peer codecs",
-        description="Compress BOLD with ICA-INR and peer compressors at each target ratio "
-                    "(knobs searched to the ratio), then report ratio, PSNR, SSIM, FLA, FCA, "
-                    "CTA, time and peak memory as CSV, Markdown, JSON and PNG plots.")
-    ben.add_argument("in_file", metavar="BOLD.nii.gz", help="4D NIfTI run")
+        description="Compress each run with the codec and peer compressors at each target "
+                    "ratio (knobs searched to the ratio), then report ratio, PSNR (mask and "
+                    "full volume), SSIM, FLA, FCA under three region definitions, CTA, time "
+                    "and peak memory, and the codec's wins and losses against the best peer, "
+                    "as CSV, Markdown, JSON and PNG plots.")
+    ben.add_argument("in_file", metavar="RUN", nargs="+",
+                     help="4D NIfTI runs, or folders of them (a corpus)")
     ben.add_argument("--events", metavar="events.tsv",
-                     help="BIDS events of the run (first-level analysis, FLA)")
+                     help="BIDS events of a single run (first-level analysis, FLA); with "
+                          "several runs each run's own *_events.tsv beside it is used")
     ben.add_argument("--ratios", type=_ratio_list, default=[100.0, 200.0], metavar="R[,R...]",
                      help="target ratios, comma separated (default: 100,200)")
     ben.add_argument("--methods", default="all", metavar="all|M[,M...]",
@@ -107,11 +111,12 @@ def build_parser():
                      help="where bench_<tag>.{csv,md,json,png} go (default: benchmarks/results)")
     ben.add_argument("--haxby", metavar="DIR",
                      help="Haxby slice directory (bold.nii.gz, mask.nii.gz, "
-                          "attributes_literal.txt) for decoding (CTA)")
+                          "attributes_literal.txt): benchmarked as one more run, with "
+                          "decoding (CTA)")
     ben.add_argument("--inr-steps", type=_positive_int, default=300, metavar="N",
                      help="training steps of the SIREN and NeRF baselines (default: 300)")
     ben.add_argument("--tag", type=_tag, help="output name bench_<tag>.* "
-                                             "(default: the input file's name)")
+                                             "(default: the first input's name)")
     return parser
 
 
@@ -190,6 +195,8 @@ def _cmd_bench(args):
         res = run_bench(args.in_file, events=args.events, ratios=args.ratios, methods=methods,
                         out_dir=args.out_dir, haxby=args.haxby, inr_steps=args.inr_steps,
                         tag=args.tag, command=command)
+    except FileNotFoundError as exc:
+        raise ICAINRError(exc.filename, "no such file or folder") from None
     except ValueError as exc:
         raise ICAINRError(None, str(exc).splitlines()[0] if str(exc) else "invalid input") \
             from None

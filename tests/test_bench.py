@@ -187,9 +187,11 @@ def test_reference_cache_agrees_with_metrics(bold_file, tmp_path):
     assert values["psnr_db"] == pytest.approx(metrics.psnr(inp.data, noisy, inp.mask))
 
 
-def _read_csv(path):
+def _read_csv(path, run=None):
+    """``{(method, target): row}`` of one run's rows (every row when ``run`` is None)."""
     with open(path) as fh:
-        return {(r["method"], r["target_ratio"]): r for r in csv.DictReader(fh)}
+        return {(r["method"], r["target_ratio"]): r for r in csv.DictReader(fh)
+                if run is None or r.get("run") == run}
 
 
 def test_cli_bench_writes_consistent_tables(bold_file, tmp_path):
@@ -201,7 +203,7 @@ def test_cli_bench_writes_consistent_tables(bold_file, tmp_path):
     argv = ["bench", bold_file, "--events", events, "--methods", "gzip,zstd,svd,zfp",
             "--ratios", "10", "--out-dir", str(out), "--tag", "t1", "--haxby", haxby]
     assert main(argv) == 0
-    rows = _read_csv(out / "bench_t1.csv")
+    rows = _read_csv(out / "bench_t1.csv", "sub-01_task-test_bold")
     assert set(rows) == {("original", ""), ("gzip", ""), ("zstd", ""), ("svd", "10.0"),
                          ("zfp", "10.0")}
     raw = 18 * 20 * 10 * 48 * 2  # int16 fixture
@@ -225,32 +227,35 @@ def test_cli_bench_writes_consistent_tables(bold_file, tmp_path):
             assert float(row["fla_mean_abs_dt"]) > 0
             assert 0.0 < float(row["fca_mean_abs_dr"]) < 1.0
     assert float(rows[("zstd", "")]["ratio"]) > float(rows[("gzip", "")]["ratio"]) * 0.9
-    # CTA on the Haxby-like slice: lossless methods decode exactly like the original
+    # CTA on the Haxby-like slice (one more run): lossless methods decode like the original
     cta = ["cta_accuracy_face_house", "cta_auc_face_house", "cta_accuracy_all8", "cta_auc_all8"]
-    original = rows[("original", "")]
+    hax = _read_csv(out / "bench_t1.csv", "haxby")
+    original = hax[("original", "")]
     assert float(original["cta_accuracy_face_house"]) > 0.9  # easy to tell apart
     assert float(original["cta_accuracy_all8"]) > 0.5  # chance is 1/8
     for key in (("gzip", ""), ("zstd", "")):
-        assert [rows[key][c] for c in cta] == [original[c] for c in cta]
+        assert [hax[key][c] for c in cta] == [original[c] for c in cta]
     for key in (("svd", "10.0"), ("zfp", "10.0")):
-        assert float(rows[key]["haxby_ratio"]) >= TOLERANCE * 10.0
-        assert all(0.0 <= float(rows[key][c]) <= 1.0 for c in cta)
-        assert rows[key]["haxby_knob"]
-    assert float(rows[("gzip", "")]["haxby_ratio"]) > 1.0
+        assert float(hax[key]["ratio"]) >= TOLERANCE * 10.0
+        assert all(0.0 <= float(hax[key][c]) <= 1.0 for c in cta)
+        assert hax[key]["knob"]
     md = (out / "bench_t1.md").read_text().splitlines()
     assert md[0] == "# icainr bench: t1"
     assert md[2].startswith("- command: `icainr bench ") and "--methods gzip,zstd,svd,zfp" in md[2]
     assert md[4].startswith("- machine: ") and "CPUs" in md[4]
-    assert any("CTA data:" in line for line in md)
+    assert any(line.startswith("- run `haxby`") for line in md)
+    assert md.count("## sub-01_task-test_bold") == 1 and md.count("## haxby") == 1
     assert any(line.startswith("| method |") for line in md)
     record = json.loads((out / "bench_t1.json").read_text())
-    assert [r["method"] for r in record["rows"]] == ["original", "gzip", "zstd", "svd", "zfp"]
-    assert record["meta"]["input"]["raw_bytes"] == raw
+    assert [r["method"] for r in record["rows"]] == ["original", "gzip", "zstd", "svd",
+                                                      "zfp"] * 2
+    assert record["meta"]["runs"][0]["raw_bytes"] == raw
     svd = next(r for r in record["rows"] if r["method"] == "svd")
     assert svd["ratio"] == pytest.approx(raw / svd["bytes"])
-    for suffix in ("psnr", "fla", "fca", "cta"):
+    for suffix in ("psnr", "psnr_full", "fla", "fca", "fca_compact", "cta"):
         png = out / f"bench_t1_{suffix}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (out / "bench_t1_fca_power.png").exists()  # no MNI-space run
     assert not [p for p in os.listdir(out) if p.startswith(".tmp-")]  # atomic writes
 
 
@@ -307,3 +312,61 @@ def test_merge_rd_joins_runs_into_one_curve_per_method(tmp_path):
         assert open(f"{prefix}_{suffix}.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     md = open(prefix + ".md").read()
     assert "`c hi`" in md and "`c lo`" in md
+
+
+def test_summary_counts_wins_losses_and_out_of_reach():
+    from nipype_icainr.bench.summary import summarize, to_markdown
+
+    rows = [
+        # run a: ours wins on PSNR, loses on FCA to svd at 10x
+        {"run": "a", "method": "icainr", "target_ratio": 10.0, "ratio": 10.0,
+         "psnr_db": 50.0, "fca_mean_abs_dr": 0.02},
+        {"run": "a", "method": "svd", "target_ratio": 10.0, "ratio": 9.9,
+         "psnr_db": 48.0, "fca_mean_abs_dr": 0.01},
+        {"run": "a", "method": "sz3", "target_ratio": 10.0, "ratio": 9.0,  # misses 0.98 x 10
+         "psnr_db": 60.0, "fca_mean_abs_dr": 0.0},
+        # run b: zstd is lossless at 12x, so at 10x ours must be lossless too; it is not
+        {"run": "b", "method": "icainr", "target_ratio": 10.0, "ratio": 10.0,
+         "psnr_db": 70.0, "fca_mean_abs_dr": 0.001},
+        {"run": "b", "method": "zstd", "target_ratio": None, "ratio": 12.0,
+         "psnr_db": "inf", "fca_mean_abs_dr": 0.0},
+        # run c: ours out of reach at 10x, svd reached it
+        {"run": "c", "method": "icainr", "target_ratio": 10.0, "note": "out of reach"},
+        {"run": "c", "method": "svd", "target_ratio": 10.0, "ratio": 10.0,
+         "psnr_db": 40.0, "fca_mean_abs_dr": 0.1},
+    ]
+    s = summarize(rows)
+    assert s["peers"] == ["svd", "sz3", "zstd"]
+    assert s["totals"]["psnr_db"]["10.0"] == [1, 2]  # a won; b (zstd exact), c lost
+    assert s["totals"]["fca_mean_abs_dr"]["10.0"] == [0, 3]
+    lost = {(c["run"], c["metric"]) for c in s["losses"]}
+    assert ("a", "fca_mean_abs_dr") in lost and ("a", "psnr_db") not in lost
+    assert next(c for c in s["losses"] if c["run"] == "c")["ours"] is None
+    text = to_markdown(s)
+    assert "| PSNR in the mask | 1/3 |" in text and "c at 10x, PSNR in the mask: ours out of reach" in text
+
+
+def test_corpus_bench_over_a_folder(tmp_path):
+    """A folder of runs (int16 and float32) is one benchmark with one summary."""
+    import nibabel as nib
+
+    from nipype_icainr.bench.runner import run_bench
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    img, raw = synthetic_bold(shape=(12, 12, 8, 24), seed=8)
+    save_with_scaling(img, raw, str(corpus / "a_bold.nii.gz"))
+    data = (raw * 2.5 + 10.0).astype(np.float32)
+    nib.Nifti1Image(data, img.affine).to_filename(str(corpus / "b.nii"))
+    res = run_bench([str(corpus)], ratios=[8.0], methods=["icainr", "svd", "zstd"],
+                    out_dir=str(tmp_path / "out"), tag="c", plots=False)
+    runs = {r["run"] for r in res["rows"]}
+    assert runs == {"a_bold", "b"}
+    ours = [r for r in res["rows"] if r["method"] == "icainr"]
+    assert len(ours) == 2 and all(r["ratio"] >= TOLERANCE * 8.0 for r in ours)
+    assert all(np.isfinite(r["psnr_full_db"]) and r["fca_compact_mean_abs_dr"] >= 0
+               for r in ours)
+    cells = res["summary"]["cells"]
+    assert {c["run"] for c in cells} == {"a_bold", "b"}
+    md = (tmp_path / "out" / "bench_c.md").read_text()
+    assert "## Wins and losses of the default preset" in md

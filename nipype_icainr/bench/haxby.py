@@ -1,11 +1,12 @@
-"""Cognitive-task analysis (CTA) on the Haxby et al. (2001) slice.
+"""The Haxby et al. (2001) slice: a run with labels, for cognitive-task analysis (CTA).
 
 The directory holds ``bold.nii.gz`` (40x20x1x1452 int16), ``mask.nii.gz`` (the
 slice's brain mask) and ``attributes_literal.txt`` (``<label> <run>`` per
-volume). Each method compresses the whole 4D array at each target ratio and the
-QC metric ``cta`` (linear SVM, z-scored per run, 10-fold ``GroupKFold`` over the
-12 runs) scores the decoded run for each problem of ``PROBLEMS``, accuracy and
-ROC AUC (macro one-vs-rest for 8 classes), next to the original's scores.
+volume). ``icainr bench --haxby DIR`` benchmarks it as one more run; its
+reference (``reference.Reference``) adds the QC metric ``cta`` (linear SVM,
+z-scored per run, 10-fold ``GroupKFold`` over the 12 runs) for each problem of
+``PROBLEMS``: accuracy and ROC AUC (macro one-vs-rest for 8 classes) of the
+decoded run, the original's in its ``original`` row.
 
 The array is read with nibabel (physical units, float64). The provided brain
 mask of the slice is the methods' mask and the decoder's features; the ICA-INR
@@ -47,33 +48,3 @@ def load_haxby(directory):
                      dtype=np.dtype(img.get_data_dtype()).newbyteorder("="), slope=slope,
                      inter=inter)
     return inp, np.asarray(labels), np.asarray(chunks)
-
-
-def cta_context(inp, labels, chunks, classes):
-    """The QC context of the slice for one decoding problem."""
-    from ..qc import QCContext, Run
-
-    return QCContext(original=Run(img=inp.image_of(inp.data), data=inp.data), mask=inp.mask,
-                     tr=inp.tr, labels=labels, chunks=chunks, options={"classes": classes})
-
-
-def cta_scores(inp, values, labels, chunks):
-    """Decoding scores of ``values`` (the run as written) for every problem in ``PROBLEMS``.
-
-    Returns ``{problem: {"accuracy", "auc", "n_samples", "n_classes", "chance"}}``.
-    """
-    from .. import qc
-
-    metric = qc.get("cta")
-    out = {}
-    for name, classes in PROBLEMS.items():
-        ctx = cta_context(inp, labels, chunks, classes)
-        out[name] = metric.scores(ctx.decoded(values=values).img, ctx)
-    return out
-
-
-def cta_columns(scores):
-    """Bench columns ``<metric column>_<problem>`` of ``cta_scores``' output."""
-    keys = {"cta_accuracy": "accuracy", "cta_auc": "auc"}
-    return {f"{col}_{problem}": s[key] for problem, s in scores.items()
-            for col, key in keys.items()}

@@ -5,7 +5,8 @@ t-maps, parcels, region signals) and ``compare`` (one decoded run); over a
 dozen methods and several ratios the references are most of the work, so
 ``Reference`` computes them once. Every metric that applies to the run is
 used: FLA needs events, ``fca_power`` an MNI-space run, CTA labels (the Haxby
-slice, see ``haxby``).
+slice: given labels, one decoding problem per ``haxby.PROBLEMS`` entry, its columns
+suffixed with the problem's name).
 """
 
 from .. import qc
@@ -35,17 +36,24 @@ class Reference:
         Whether the Power-2011 spheres apply (default: ``in_standard_space``).
     metrics : list of str, optional
         Metric names to use (default: every registered metric that applies).
+    labels, chunks : array, optional
+        Per-volume labels and runs: CTA for each problem of ``haxby.PROBLEMS``.
     """
 
     def __init__(self, inp, events=None, n_parcels=N_PARCELS, seed=0, in_mni=None,
-                 metrics=None):
+                 metrics=None, labels=None, chunks=None):
+        from .haxby import PROBLEMS
+
         if in_mni is None:
             in_mni = in_standard_space(inp.img)
-        self.ctx = qc.QCContext(original=qc.Run(img=inp.image_of(inp.data), data=inp.data),
-                                mask=inp.mask, tr=inp.tr, events=events,
+        original = qc.Run(img=inp.image_of(inp.data), data=inp.data)
+        self.ctx = qc.QCContext(original=original, mask=inp.mask, tr=inp.tr, events=events,
+                                labels=labels, chunks=chunks,
                                 options={"atlas": "kmeans", "n_parcels": n_parcels,
                                          "seed": seed, "in_mni": bool(in_mni)})
-        self.skipped, self.refs = {}, {}
+        # (metric, context, column suffix): one context per decoding problem for CTA
+        self.uses = []
+        self.skipped, self.refs, self.original_scores = {}, {}, {}
         for name, metric in qc.METRICS.items():
             if metrics is not None and name not in metrics:
                 continue
@@ -53,12 +61,32 @@ class Reference:
             if why:
                 self.skipped[name] = why
                 continue
-            self.refs[name] = metric.reference(self.ctx)
+            if name == "cta":
+                for problem, classes in PROBLEMS.items():
+                    ctx = qc.QCContext(original=original, mask=inp.mask, tr=inp.tr,
+                                       labels=labels, chunks=chunks,
+                                       options=dict(self.ctx.options, classes=classes))
+                    self._use(metric, ctx, f"_{problem}")
+            else:
+                self._use(metric, self.ctx, "")
+
+    def _use(self, metric, ctx, suffix):
+        key = metric.name + suffix
+        self.refs[key] = metric.reference(ctx)
+        self.uses.append((key, metric, ctx, suffix))
+        if metric.name == "cta":  # the original's own score, for the original's row
+            self.original_scores.update({f"cta_accuracy{suffix}": self.refs[key]["accuracy"],
+                                         f"cta_auc{suffix}": self.refs[key]["auc"]})
 
     @property
     def columns(self):
-        """The table columns of the metrics in use."""
-        return qc.columns(list(self.refs))
+        """The table columns of the metrics in use: ``(key, heading, format)``."""
+        return [(c.key + suffix, c.heading + suffix.replace("_", " "), c.fmt)
+                for _, metric, _, suffix in self.uses for c in metric.columns]
+
+    @property
+    def column_formats(self):
+        return [(k, f) for k, _, f in self.columns]
 
     def compare(self, values):
         """Every metric of a decoded run (values as written, physical units).
@@ -68,15 +96,14 @@ class Reference:
         """
         decoded = self.ctx.decoded(values=values)
         columns, details, notes = {}, {}, []
-        for name, ref in self.refs.items():
-            metric = qc.get(name)
+        for key, metric, ctx, suffix in self.uses:
             try:
-                res = metric.compare(ref, decoded, self.ctx)
+                res = metric.compare(self.refs[key], decoded, ctx)
             except Exception as exc:  # e.g. nilearn's AR(1) fit on voxels made constant
-                notes.append(f"{name} failed: {type(exc).__name__}: {str(exc)[:120]}")
+                notes.append(f"{key} failed: {type(exc).__name__}: {str(exc)[:120]}")
                 continue
-            columns.update(res["values"])
-            details[name] = res["details"]
+            columns.update({k + suffix: v for k, v in res["values"].items()})
+            details[key] = res["details"]
             if res["details"].get("note"):
-                notes.append(f"{name}: {res['details']['note']}")
+                notes.append(f"{key}: {res['details']['note']}")
         return columns, details, notes

@@ -26,7 +26,8 @@ def _columns():
     metric_cols = [(c.key, c.heading, c.fmt) for c in qc.columns()
                    if c not in cta]
     haxby_cols = [(f"{c.key}_{p}", f"{c.heading} {p}", c.fmt) for p in PROBLEMS for c in cta]
-    return ([("method", "method", "{}"), ("target_ratio", "target", "{:g}"),
+    return ([("run", "run", "{}"), ("method", "method", "{}"),
+             ("target_ratio", "target", "{:g}"),
              ("knob", "setting", "{}"), ("ratio", "ratio", "{:.1f}"), ("bytes", "bytes", "{:,}")]
             + metric_cols
             + [("compress_s", "compress s", "{:.1f}"), ("decompress_s", "decompress s", "{:.1f}"),
@@ -34,15 +35,17 @@ def _columns():
                ("decompress_peak_mb", "decompress MB", "{:.0f}"),
                ("search_s", "search s", "{:.1f}")]
             + haxby_cols
-            + [("haxby_ratio", "Haxby ratio", "{:.1f}"), ("haxby_knob", "Haxby setting", "{}"),
-               ("note", "note", "{}")])
+            + [("note", "note", "{}")])
 
 
 COLUMNS = _columns()
 
 PLOTS = [("psnr_db", "PSNR (dB, brain mask)", "psnr"),
+         ("psnr_full_db", "full-volume PSNR (dB)", "psnr_full"),
          ("fla_mean_abs_dt", "FLA: mean |Δt| over conditions", "fla"),
-         ("fca_mean_abs_dr", "FCA: mean |Δr| over region pairs", "fca"),
+         ("fca_mean_abs_dr", "FCA: mean |Δr|, k-means parcels", "fca"),
+         ("fca_compact_mean_abs_dr", "FCA: mean |Δr|, compact parcels", "fca_compact"),
+         ("fca_power_mean_abs_dr", "FCA: mean |Δr|, Power spheres", "fca_power"),
          ("cta_accuracy_all8", "CTA: 8-class decoding accuracy (Haxby)", "cta")]
 
 
@@ -73,42 +76,53 @@ def to_csv(rows):
     return buf.getvalue()
 
 
-def to_markdown(rows, meta):
+def to_markdown(rows, meta, summary=None):
+    """The report: the command and machine, the definitions, the wins/losses summary,
+    then one table per run (only the columns that hold values)."""
+    from .summary import to_markdown as summary_markdown
+
     lines = [f"# icainr bench: {meta['tag']}", ""]
     lines += [f"- command: `{meta['command']}`",
               f"- date: {meta['date']}",
               f"- machine: {meta['platform']}, {meta['cpu_count']} CPUs",
               f"- torch {meta['torch']} on {meta['torch_device']}",
               "- packages: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
-              f"- input: `{meta['input']['path']}`, shape {tuple(meta['input']['shape'])}, "
-              f"stored {meta['input']['dtype']}, raw {meta['input']['raw_bytes']:,} bytes, "
-              f"{meta['input']['mask_voxels']:,} brain-mask voxels",
               ""]
-    if meta.get("haxby"):
-        h = meta["haxby"]
-        lines.append(f"- CTA data: `{h['path']}`, shape {tuple(h['shape'])}, raw "
-                     f"{h['raw_bytes']:,} bytes, {h['mask_voxels']} mask voxels")
+    for run in meta.get("runs", []):
+        lines.append(f"- run `{run['run']}`: `{run['path']}`, shape {tuple(run['shape'])}, "
+                     f"stored {run['dtype']}, raw {run['raw_bytes']:,} bytes, "
+                     f"{run['mask_voxels']:,} brain-mask voxels"
+                     + (", MNI space" if run.get("in_mni") else "")
+                     + (f", events `{run['events']}`" if run.get("events") else ""))
     lines += [
+        "",
         "- ratio = raw array bytes in the stored dtype / compressed bytes (every header "
         "byte counted); a setting fits target r when its ratio >= 0.98 r.",
         "- knob search: continuous knobs bisected, integer knobs scanned; the "
         "highest-quality fitting setting kept (see `nipype_icainr/bench/search.py`).",
         "- PSNR/SSIM over the brain mask on the decoded run as written in the stored "
-        "dtype (full-volume PSNR: every voxel); FLA = |Δt| of every condition's GLM t-map "
-        "(nilearn FirstLevelModel) in the mask; FCA = |Δr| over region pairs of "
-        f"{meta.get('n_parcels', 39)} k-means parcels of the original (fca), as many "
-        "spatially compact parcels (fca_compact) and the Power-2011 spheres for MNI-space "
-        "runs (fca_power); CTA = linear SVM, 10-fold CV on the Haxby slice. Times and peak "
-        "memory: fresh child process each.",
+        "dtype (full-volume PSNR: every voxel, range of the whole run); FLA = |Δt| of every "
+        "condition's GLM t-map (nilearn FirstLevelModel) in the mask, for runs with events; "
+        "FCA = |Δr| over region pairs of k-means parcels of the original (fca; at most 39, "
+        "a quarter of the mask's voxels), as many spatially compact parcels (fca_compact) "
+        "and the Power-2011 spheres for MNI-space runs (fca_power); CTA = linear SVM, "
+        "10-fold CV on the Haxby slice. Times and peak memory: fresh child process each.",
         ""]
-    keys = [c for c in COLUMNS if any(r.get(c[0]) not in (None, "") for r in rows)]
-    lines.append("| " + " | ".join(h for _, h, _ in keys) + " |")
-    lines.append("|" + "|".join("---" for _ in keys) + "|")
-    for row in rows:
-        cells = [_cell(row.get(k), f).replace("|", "/") for k, _, f in keys]
-        lines.append("| " + " | ".join(cells) + " |")
+    if summary:
+        lines += [summary_markdown(summary)]
+    for run in dict.fromkeys(r["run"] for r in rows):
+        mine = [r for r in rows if r["run"] == run]
+        keys = [c for c in COLUMNS if c[0] != "run"
+                and any(r.get(c[0]) not in (None, "") for r in mine)]
+        lines += [f"## {run}", ""]
+        lines.append("| " + " | ".join(h for _, h, _ in keys) + " |")
+        lines.append("|" + "|".join("---" for _ in keys) + "|")
+        for row in mine:
+            cells = [_cell(row.get(k), f).replace("|", "/") for k, _, f in keys]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
     if meta.get("knobs"):
-        lines += ["", "## Knobs", ""]
+        lines += ["## Knobs", ""]
         lines += [f"- **{name}**: {doc}" for name, doc in meta["knobs"].items()]
     if meta.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in meta["notes"]]
@@ -130,19 +144,14 @@ def _sanitize(obj):
     return obj
 
 
-def plot(rows, key, ylabel, path, reference=None):
-    """One line per method of ``key`` against the achieved ratio (log x)."""
-    import matplotlib
+def _draw(ax, rows, key, reference):
+    """One line per method of ``key`` against the achieved ratio (log x) on ``ax``."""
+    from matplotlib.ticker import FuncFormatter
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "original"))
-    xkey = "haxby_ratio" if key.startswith("cta") else "ratio"
     drawn = 0
     for i, m in enumerate(methods):
-        pts = [(r.get(xkey), r.get(key)) for r in rows if r["method"] == m]
+        pts = [(r.get("ratio"), r.get(key)) for r in rows if r["method"] == m]
         pts = sorted((x, y) for x, y in pts
                      if isinstance(x, (int, float)) and isinstance(y, (int, float))
                      and math.isfinite(x) and math.isfinite(y) and x > 0)
@@ -158,8 +167,6 @@ def plot(rows, key, ylabel, path, reference=None):
     if reference is not None and isinstance(reference, (int, float)) and math.isfinite(reference):
         ax.axhline(reference, color="k", linestyle=":", label="original")
     ax.set_xscale("log")
-    from matplotlib.ticker import FuncFormatter
-
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     # minor labels at 2, 3 and 5 x 10^n only: all nine overlap on a wide range
     sparse = FuncFormatter(lambda v, _: f"{v:g}" if v > 0 and round(
@@ -167,29 +174,53 @@ def plot(rows, key, ylabel, path, reference=None):
     ax.xaxis.set_major_formatter(plain)
     ax.xaxis.set_minor_formatter(sparse)
     ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.set_xlabel("compression ratio (raw stored array / compressed bytes)"
-                  + (" on the Haxby slice" if xkey == "haxby_ratio" else ""))
-    ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
-    if drawn or reference is not None:
-        ax.legend(fontsize=8)
-    if not drawn:
-        ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
+    return drawn
+
+
+def plot(rows, key, ylabel, path):
+    """``key`` against the achieved ratio, one panel per run that has values; returns
+    False (and writes nothing) when no run has one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [run for run in dict.fromkeys(r.get("run", "") for r in rows)
+            if any(isinstance(r.get(key), (int, float)) and math.isfinite(r[key])
+                   for r in rows if r.get("run", "") == run and r["method"] != "original")]
+    if not runs:
+        return False
+    n_cols = min(3, len(runs))
+    n_rows = math.ceil(len(runs) / n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(5.2 * n_cols, 3.8 * n_rows), dpi=100,
+                             squeeze=False)
+    for ax, run in zip(axes.ravel(), runs):
+        mine = [r for r in rows if r.get("run", "") == run]
+        original = next((r for r in mine if r["method"] == "original"), {})
+        _draw(ax, mine, key, original.get(key) if key.startswith("cta") else None)
+        ax.set_title(run or key, fontsize=9)
+        ax.set_xlabel("ratio (raw stored array / compressed bytes)", fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(runs):]:
+        ax.axis("off")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
     write_atomic(path, buf.getvalue())
+    return True
 
 
-def write_outputs(out_dir, tag, rows, meta, details=None, plots=True):
+def write_outputs(out_dir, tag, rows, meta, details=None, summary=None, plots=True):
     """Write ``bench_<tag>.csv``, ``.md``, ``.json`` and the PNGs; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     base = os.path.join(out_dir, f"bench_{tag}")
     paths = {"csv": base + ".csv", "md": base + ".md", "json": base + ".json"}
     write_atomic(paths["csv"], to_csv(rows).encode("utf-8"))
-    write_atomic(paths["md"], to_markdown(rows, meta).encode("utf-8"))
-    record = {"meta": meta, "rows": rows, "details": details or {}}
+    write_atomic(paths["md"], to_markdown(rows, meta, summary).encode("utf-8"))
+    record = {"meta": meta, "summary": summary or {}, "rows": rows, "details": details or {}}
     write_atomic(paths["json"],
                  json.dumps(_sanitize(record), indent=1).encode("utf-8"))
     if plots:
@@ -198,12 +229,12 @@ def write_outputs(out_dir, tag, rows, meta, details=None, plots=True):
 
 
 def write_plots(rows, base, plots=PLOTS):
-    """``<base>_<suffix>.png`` for each ``(key, label, suffix)`` of ``plots``; CTA
-    plots carry the original's accuracy as a reference line. Returns {suffix: path}."""
-    original = next((r for r in rows if r["method"] == "original"), {})
+    """``<base>_<suffix>.png`` for each ``(key, label, suffix)`` of ``plots`` that has
+    values; CTA plots carry the original's accuracy as a reference line.
+    Returns {suffix: path}."""
     paths = {}
     for key, label, suffix in plots:
-        paths[suffix] = f"{base}_{suffix}.png"
-        plot(rows, key, label, paths[suffix],
-             reference=original.get(key) if key.startswith("cta") else None)
+        path = f"{base}_{suffix}.png"
+        if plot(rows, key, label, path):
+            paths[suffix] = path
     return paths

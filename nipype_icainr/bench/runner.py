@@ -1,21 +1,24 @@
-"""The whole benchmark, as ``icainr bench`` runs it.
+"""The whole benchmark, as ``icainr bench`` runs it, over one run or a corpus of runs.
 
-For each method and target ratio (one row for a lossless method):
+For each run, each method and each target ratio (one row for a lossless method):
 
 1. search the knob in this process (``Method.search``; see ``search``);
 2. compress, then decompress, each in a fresh child process (``measure``);
 3. put the decoded run on the stored dtype's grid (``BenchInput.as_written``)
-   and score it with every QC metric that applies (``nipype_icainr.qc``),
-   against the original's side computed once (``reference``);
-4. with ``haxby``: search, compress and decode the Haxby slice at the same
-   target ratio (in this process) and score decoding (``haxby``).
+   and score it with every QC metric that applies to the run
+   (``nipype_icainr.qc``: PSNR in the mask and over the whole volume, SSIM,
+   FLA where the run has events, FCA under three region definitions, CTA on
+   the Haxby slice), against the original's side computed once (``reference``).
 
-The outputs are rewritten after every row, so a long run can be watched and
-an interrupted one keeps what it finished. A method that fails at a ratio
-(out of reach, an encoder error) gets a row with the reason in ``note``.
+Then ``summary`` counts, per metric and ratio, the runs where the codec's
+default preset is at least as good as the best peer. The outputs are
+rewritten after every row, so a long run can be watched and an interrupted one
+keeps what it finished. A method that fails at a ratio (out of reach, an
+encoder error) gets a row with the reason in ``note``.
 """
 
 import datetime
+import glob
 import math
 import os
 import platform
@@ -48,8 +51,51 @@ def environment():
             if torch.cuda.is_available() else "cpu", "versions": analysis_versions()}
 
 
-def _row(method, target, **kw):
-    row = {"method": method, "target_ratio": target}
+def run_name(path):
+    """A run's name in the tables: its file name without the NIfTI extension."""
+    name = os.path.basename(os.fspath(path).rstrip(os.sep))
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext):
+            return name[:-len(ext)]
+    return name
+
+
+def collect_runs(inputs, events=None):
+    """``[(path, events or None)]`` from NIfTI files and folders of them.
+
+    A folder stands for every ``*.nii``/``*.nii.gz`` in it (sorted). ``events``
+    applies to a single input file; otherwise a run's BIDS events file
+    (``<prefix>_events.tsv`` beside ``<prefix>_bold.nii[.gz]``) is used when present.
+    """
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    runs = []
+    for item in inputs:
+        item = os.fspath(item)
+        if os.path.isdir(item):
+            found = sorted(glob.glob(os.path.join(item, "*.nii")) +
+                           glob.glob(os.path.join(item, "*.nii.gz")))
+            if not found:
+                raise ValueError(f"{item}: no .nii or .nii.gz files in this folder")
+            runs += found
+        elif os.path.isfile(item):
+            runs.append(item)
+        else:
+            raise FileNotFoundError(2, "no such file or folder", item)
+    if events is not None and len(runs) != 1:
+        raise ValueError("--events goes with a single run (a corpus uses each run's "
+                         "BIDS events file)")
+    out = []
+    for path in runs:
+        ev = events
+        if ev is None and "_bold.nii" in os.path.basename(path):
+            sibling = path[:path.rindex("_bold.nii")] + "_events.tsv"
+            ev = sibling if os.path.isfile(sibling) else None
+        out.append((path, ev))
+    return out
+
+
+def _row(run, method, target, **kw):
+    row = {"run": run, "method": method, "target_ratio": target}
     row.update(kw)
     return row
 
@@ -57,25 +103,26 @@ def _row(method, target, **kw):
 def run_bench(bold, events=None, ratios=(100.0, 200.0), methods="all",
               out_dir="benchmarks/results", haxby=None, inr_steps=300, tag=None,
               command=None, extra_context=None, plots=True):
-    """Run the benchmark and write its outputs.
+    """Run the benchmark over one run or a corpus and write its outputs.
 
     Parameters
     ----------
-    bold : str
-        4D NIfTI.
+    bold : str or list of str
+        4D NIfTI files, or folders of them.
     events : str, optional
-        BIDS events TSV (FLA needs it).
+        BIDS events TSV of a single run (FLA needs it); with several runs each
+        run's own ``*_events.tsv`` is used.
     ratios : sequence of float
         Target ratios (above 1).
     methods : str or list of str
         ``'all'``, a comma list, or a list of names.
     out_dir : str
     haxby : str, optional
-        Directory of the Haxby slice (CTA).
+        Directory of the Haxby slice: benchmarked as one more run, with CTA.
     inr_steps : int
         Training steps of the SIREN and NeRF baselines.
     tag : str, optional
-        Output names ``bench_<tag>.*``; default: the input's name.
+        Output names ``bench_<tag>.*``; default: the (first) input's name.
     command : str, optional
         The command line, for the report.
     extra_context : dict, optional
@@ -86,65 +133,80 @@ def run_bench(bold, events=None, ratios=(100.0, 200.0), methods="all",
     Returns
     -------
     dict
-        ``rows``, ``paths`` (output files), ``meta``.
+        ``rows``, ``paths`` (output files), ``meta``, ``summary``.
     """
-    import pandas as pd
-
-    from .data import load_input
-    from .measure import compress_in_child, decompress_in_child
-    from .reference import Reference
     from .report import write_outputs
+    from .summary import summarize
 
     names = parse_methods(methods) if isinstance(methods, str) else list(methods)
     ratios = [float(r) for r in ratios]
     if not ratios or any(not (math.isfinite(r) and r > 1.0) for r in ratios):
         raise ValueError(f"ratios must be numbers above 1, got {ratios}")
-    tag = tag or os.path.basename(os.fspath(bold)).split(".")[0]
+    runs = collect_runs(bold, events)
+    if haxby:
+        runs.append((haxby, None))
+    tag = tag or run_name(runs[0][0])
     t_start = time.perf_counter()
+    meta = dict(environment(), tag=tag,
+                command=command or " ".join(shlex.quote(a) for a in sys.argv),
+                date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                runs=[], ratios=ratios, methods=names, inr_steps=int(inr_steps),
+                tolerance=TOLERANCE, knobs={}, notes=[])
+    rows, details = [], {}
 
-    log(f"loading {bold}")
-    inp = load_input(bold)
+    def save(plots_too=False):
+        meta["elapsed_s"] = time.perf_counter() - t_start
+        summary = summarize(rows)
+        return write_outputs(out_dir, tag, rows, meta, details, summary, plots=plots_too), \
+            summary
+
+    for path, run_events in runs:
+        is_haxby = haxby is not None and path == haxby
+        _bench_run(path, run_events, is_haxby, names, ratios, inr_steps, extra_context,
+                   rows, details, meta, save)
+    if not any(r.get("ratio") for r in rows if r["method"] != "original"):
+        meta["notes"].append("no method produced a result")
+    paths, summary = save(plots_too=plots)
+    log(f"done in {meta['elapsed_s']:.0f} s: " + ", ".join(paths.values()))
+    return {"rows": rows, "paths": paths, "meta": meta, "summary": summary}
+
+
+def _bench_run(path, events, is_haxby, names, ratios, inr_steps, extra_context, rows,
+               details, meta, save):
+    """Every method and ratio on one run; rows appended to ``rows``."""
+    import pandas as pd
+
+    from .data import load_input
+    from .measure import compress_in_child, decompress_in_child
+    from .reference import Reference
+
+    name = run_name(path)
+    log(f"{name}: loading {path}")
+    labels = chunks = None
+    if is_haxby:
+        from .haxby import load_haxby
+
+        inp, labels, chunks = load_haxby(path)
+    else:
+        inp = load_input(path)
     ev = None
     if events:
         ev = pd.read_csv(events, sep="\t")
         missing = {"onset", "duration", "trial_type"} - set(ev.columns)
         if missing:
             raise ValueError(f"{events}: missing column(s) {', '.join(sorted(missing))}")
-    log(f"{tuple(inp.shape)} {inp.dtype}, raw {inp.raw_bytes:,} bytes, "
-        f"{int(inp.mask.sum()):,} mask voxels; original's parcellation"
-        + (", t-maps" if ev is not None else "") + " and region signals")
-    ref = Reference(inp, ev)
-
-    meta = dict(environment(), tag=tag,
-                command=command or " ".join(shlex.quote(a) for a in sys.argv),
-                date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                input={"path": os.fspath(bold), "shape": list(inp.shape),
-                       "dtype": str(inp.dtype), "raw_bytes": inp.raw_bytes,
-                       "mask_voxels": int(inp.mask.sum()), "tr": inp.tr,
-                       "events": os.fspath(events) if events else None},
-                ratios=ratios, methods=names, inr_steps=int(inr_steps),
-                tolerance=TOLERANCE, n_parcels=ref.ctx.options["n_parcels"],
-                metrics_skipped=ref.skipped, knobs={}, notes=[])
+    log(f"{name}: {tuple(inp.shape)} {inp.dtype}, raw {inp.raw_bytes:,} bytes, "
+        f"{int(inp.mask.sum()):,} mask voxels; the original's side of every QC metric")
+    ref = Reference(inp, ev, labels=labels, chunks=chunks)
+    meta["runs"].append({"run": name, "path": os.fspath(path), "shape": list(inp.shape),
+                         "dtype": str(inp.dtype), "raw_bytes": inp.raw_bytes,
+                         "mask_voxels": int(inp.mask.sum()), "tr": inp.tr,
+                         "events": os.fspath(events) if events else None,
+                         "in_mni": ref.ctx.options["in_mni"], "skipped": ref.skipped,
+                         "reference": ref.original_scores})
+    rows.append(_row(name, "original", None, knob="-", ratio=1.0, bytes=inp.raw_bytes,
+                     note="uncompressed reference", **ref.original_scores))
     context = dict(inp.context(), inr_steps=int(inr_steps), seed=0, **(extra_context or {}))
-
-    hax = None
-    rows = [_row("original", None, knob="-", ratio=1.0, bytes=inp.raw_bytes,
-                 note="uncompressed reference")]
-    if haxby:
-        from .haxby import cta_columns, cta_scores, load_haxby
-
-        log(f"loading the Haxby slice from {haxby}; original's decoding scores")
-        h_inp, labels, chunks = load_haxby(haxby)
-        h_ref = cta_scores(h_inp, h_inp.data, labels, chunks)
-        hax = {"inp": h_inp, "labels": labels, "chunks": chunks, "ref": h_ref,
-               "context": dict(h_inp.context(), inr_steps=int(inr_steps), seed=0,
-                               **(extra_context or {}))}
-        meta["haxby"] = {"path": os.fspath(haxby), "shape": list(h_inp.shape),
-                         "raw_bytes": h_inp.raw_bytes, "mask_voxels": int(h_inp.mask.sum()),
-                         "original": h_ref}
-        rows[0].update(cta_columns(h_ref), haxby_ratio=1.0)
-
-    details = {}
     with tempfile.TemporaryDirectory(prefix="icainr-bench-") as tmp:
         data_path, mask_path = os.path.join(tmp, "data.npy"), os.path.join(tmp, "mask.npy")
         np.save(data_path, inp.data)
@@ -153,34 +215,27 @@ def run_bench(bold, events=None, ratios=(100.0, 200.0), methods="all",
         def quality(decoded):
             return metrics.psnr(inp.data, inp.as_written(decoded), inp.mask)
 
-        for name in names:
-            method = make_method(name, context)
-            meta["knobs"][name] = method.knob_doc
+        for method_name in names:
+            method = make_method(method_name, context)
+            meta["knobs"][method_name] = method.knob_doc
             targets = [None] if method.lossless else ratios
             for target in targets:
-                where = f"{name}" + (f" @ {target:g}" if target else " (lossless)")
-                row = _row(name, target)
+                where = f"{name}: {method_name}" + (f" @ {target:g}" if target else
+                                                    " (lossless)")
+                row = _row(name, method_name, target)
                 try:
-                    _evaluate(method, name, target, inp, ref, context, quality, data_path,
-                              mask_path, tmp, row, details, where,
+                    _evaluate(method, method_name, target, inp, ref, context, quality,
+                              data_path, mask_path, tmp, row, details, where,
                               compress_in_child, decompress_in_child)
                 except OutOfReach as exc:
                     row["note"] = f"target out of reach: {exc}"
                     log(f"{where}: {row['note']}")
                 except Exception as exc:  # a method's failure must not end the run
-                    row["note"] = f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+                    row["note"] = f"error: {type(exc).__name__}: {text}"
                     log(f"{where}: {row['note']}")
-                if hax is not None:
-                    _evaluate_haxby(name, target, hax, row, details)
                 rows.append(row)
-                meta["elapsed_s"] = time.perf_counter() - t_start
-                paths = write_outputs(out_dir, tag, rows, meta, details, plots=False)
-    if not any(r.get("ratio") for r in rows[1:]):
-        meta["notes"].append("no method produced a result")
-    meta["elapsed_s"] = time.perf_counter() - t_start
-    paths = write_outputs(out_dir, tag, rows, meta, details, plots=plots)
-    log(f"done in {meta['elapsed_s']:.0f} s: " + ", ".join(paths.values()))
-    return {"rows": rows, "paths": paths, "meta": meta}
+                save()
 
 
 def _evaluate(method, name, target, inp, ref, context, quality, data_path, mask_path, tmp,
@@ -212,6 +267,8 @@ def _evaluate(method, name, target, inp, ref, context, quality, data_path, mask_
                      f"({info['n_params']:,} parameters)")
     if "pix_fmt" in info:
         notes.append(f"{info['pix_fmt']} ({info['bits']}-bit), preset {info['preset']}")
+    if "model" in info:
+        notes.append(info["model"])
     row.update(ratio=ratio, bytes=n_bytes, compress_s=comp["seconds"],
                decompress_s=dec["seconds"], compress_peak_mb=comp["peak_mb"],
                decompress_peak_mb=dec["peak_mb"])
@@ -221,40 +278,9 @@ def _evaluate(method, name, target, inp, ref, context, quality, data_path, mask_
     columns, metric_details, metric_notes = ref.compare(decoded)
     row.update(columns)
     notes += metric_notes
-    details.setdefault(name, {})[str(target)] = {"metrics": metric_details}
-    details[name][str(target)].update(knob=choice.knob, evaluations=choice.evaluations,
-                                      info=info)
+    key = f"{row['run']}|{name}|{target}"
+    details[key] = {"metrics": metric_details, "knob": choice.knob,
+                    "evaluations": choice.evaluations, "info": info}
     row["note"] = "; ".join(n for n in notes if n)
-    shown = [(c.key, c.fmt) for c in ref.columns if row.get(c.key) is not None]
+    shown = [(k, f) for k, f in ref.column_formats if row.get(k) is not None]
     log(f"{where}: " + ", ".join(f"{k} {f.format(row[k])}" for k, f in shown[:6]))
-
-
-def _evaluate_haxby(name, target, hax, row, details):
-    from .haxby import cta_columns, cta_scores
-
-    h_inp = hax["inp"]
-    where = f"{name}" + (f" @ {target:g}" if target else "") + " on Haxby"
-    try:
-        method = make_method(name, hax["context"])
-
-        def quality(decoded):
-            return metrics.psnr(h_inp.data, h_inp.as_written(decoded), h_inp.mask)
-
-        choice = method.search(h_inp.data, h_inp.mask, target, h_inp.raw_bytes, quality)
-        blob = choice.payload if choice.payload is not None else \
-            method.encode(h_inp.data, h_inp.mask, choice.knob)
-        decoded = h_inp.as_written(method.decode(blob))
-        scores = cta_scores(h_inp, decoded, hax["labels"], hax["chunks"])
-        row.update(cta_columns(scores), haxby_ratio=h_inp.raw_bytes / len(blob),
-                   haxby_knob=method.label(choice.knob))
-        details.setdefault(name, {}).setdefault(str(target), {})["haxby"] = {
-            "knob": choice.knob, "scores": scores, "bytes": len(blob)}
-        log(f"{where}: ratio {row['haxby_ratio']:.1f}, " + ", ".join(
-            f"{p} accuracy {scores[p]['accuracy']:.3f} (original "
-            f"{hax['ref'][p]['accuracy']:.3f})" for p in scores))
-    except Exception as exc:
-        text = str(exc).splitlines()[0][:200] if str(exc) else ""
-        reason = ("target out of reach: " if isinstance(exc, OutOfReach)
-                  else f"error: {type(exc).__name__}: ") + text
-        row["note"] = "; ".join(n for n in (row.get("note"), f"Haxby: {reason}") if n)
-        log(f"{where}: {reason}")
