@@ -204,7 +204,17 @@ def _cmd_bench(args):
         print(f"wrote {path}")
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that temporary files are removed on the way out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None):
+    import signal
+
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -212,6 +222,8 @@ def main(argv=None):
 
     handlers = {"compress": _cmd_compress, "decompress": _cmd_decompress, "info": _cmd_info,
                 "bench": _cmd_bench}
+    previous = signal.signal(signal.SIGTERM, _terminate) \
+        if threading_main() else None
     try:
         handlers[args.command](args)
     except ICAINRError as exc:
@@ -222,14 +234,31 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("icainr: interrupted; no output was written", file=sys.stderr)
         return 130
-    except (OSError, MemoryError) as exc:
+    except Terminated:
+        print("icainr: terminated; no output was written", file=sys.stderr)
+        return 143
+    except MemoryError:
         if os.environ.get("ICAINR_DEBUG"):
             raise
-        where = getattr(exc, "filename", None)
-        print(f"icainr: error: {where + ': ' if where else ''}{exc.__class__.__name__}: "
-              f"{getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
-        return 1
+        print(f"icainr: error: {args.in_file}: not enough memory for this run", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if os.environ.get("ICAINR_DEBUG"):
+            raise
+        where = exc.filename or getattr(args, "out_file", None) or args.in_file
+        print(f"icainr: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def threading_main():
+    """Signal handlers can only be set from the main thread."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import io as _io
 import json
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -23,26 +24,98 @@ from .codec.errors import ICAINRError
 # --- atomic writes ---------------------------------------------------------------------
 
 
+#: temporary files of ours: ``.tmp-icainr-<pid>-<random>-<target name>``
+TEMP_PREFIX = ".tmp-icainr-"
+
+
+def _temp_pid(name):
+    """The writer's pid of one of our temporary files' names (None for other names)."""
+    if not name.startswith(TEMP_PREFIX):
+        return None
+    pid = name[len(TEMP_PREFIX):].split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def remove_stale_temps(folder):
+    """Delete our temporary files in ``folder`` whose writing process is gone.
+
+    A process killed with SIGKILL (or a machine that lost power) leaves its
+    temporary file behind; the next write into the folder removes it. Files of
+    a process still alive are kept (it may still be writing them).
+    """
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        pid = _temp_pid(name)
+        if pid is None or pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, another user's
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
+class atomic_output:
+    """A context manager: a temporary file in the target's folder, renamed onto the
+    target when the block succeeds, removed when it fails (or on SIGTERM/SIGINT,
+    which the command-line tools turn into exceptions).
+
+    >>> with atomic_output("out.nii.gz") as fh:  # doctest: +SKIP
+    ...     fh.write(data)
+    """
+
+    def __init__(self, path, mode=0o644):
+        self.path = os.fspath(path)
+        self.mode = mode
+        self.tmp = None
+
+    def __enter__(self):
+        folder = os.path.dirname(os.path.abspath(self.path))
+        remove_stale_temps(folder)
+        fd, self.tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-",
+                                        suffix="-" + os.path.basename(self.path), dir=folder)
+        self.fh = os.fdopen(fd, "wb")
+        return self.fh
+
+    def __exit__(self, kind, value, tb):
+        try:
+            if kind is None:
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+            self.fh.close()
+            if kind is None:
+                os.chmod(self.tmp, self.mode)
+                os.replace(self.tmp, self.path)
+                self.tmp = None
+        except OSError as exc:
+            raise ICAINRError(self.path, f"cannot write ({exc.strerror or exc})") from None
+        finally:
+            if self.tmp is not None and os.path.exists(self.tmp):
+                os.unlink(self.tmp)
+        return False
+
+
 def write_atomic(path, data):
     """Write bytes to ``path`` through a temporary file in the same folder.
 
     The file appears complete or not at all: the temporary file is fsynced and
-    renamed over ``path``; on any error it is removed.
+    renamed over ``path``; on any error (or an interrupt) it is removed.
+    Returns the absolute path.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=folder)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_output(path) as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    except OSError as exc:
+        raise ICAINRError(path, f"cannot write ({exc.strerror or exc})") from None
     return os.path.abspath(path)
 
 
@@ -65,9 +138,34 @@ def copy_atomic(src, dst):
         return write_atomic(dst, fh.read())
 
 
-def check_output_path(path, force):
-    """Refuse to overwrite without ``force`` and check the folder is writable."""
+def same_file(a, b):
+    """Whether paths ``a`` and ``b`` name the same file (symlinks, hard links, spellings)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_output_path(path, force, inputs=()):
+    """Refuse to overwrite without ``force``, ever to overwrite an input, and an unwritable
+    folder.
+
+    Parameters
+    ----------
+    path : path
+        The output.
+    force : bool
+        Overwrite an existing output.
+    inputs : sequence of path
+        Files the command reads: an output that is one of them (through a
+        symlink, a hard link or another spelling) is refused, ``force`` or not.
+    """
     path = os.fspath(path)
+    for src in inputs:
+        if os.path.lexists(path) and same_file(path, src) or \
+                os.path.realpath(path) == os.path.realpath(src):
+            raise ICAINRError(path, "is the input file; an input is never overwritten "
+                                    "(choose another output)")
     if os.path.isdir(path):
         raise ICAINRError(path, "is a directory, expected a file path")
     if os.path.lexists(path) and not force:
@@ -165,32 +263,67 @@ def load_bold(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ICAINRError(path, "no such file")
-    try:
-        img = nib.load(path)
-    except Exception as exc:  # nibabel raises several types for non-images
-        raise ICAINRError(path, f"not a readable NIfTI image ({first_line(exc)})") from None
-    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise ICAINRError(path, f"not a NIfTI image (nibabel read it as {type(img).__name__})")
-    shape = img.shape
-    if len(shape) > 4 and all(s == 1 for s in shape[4:]):
-        shape = shape[:4]
-    if len(shape) != 4:
-        raise ICAINRError(path, f"expected a 4D image (x, y, z, t), got shape {tuple(img.shape)}")
-    if min(shape[:3]) < 1:
-        raise ICAINRError(path, f"the image has an empty spatial axis, shape {shape[:3]}")
-    if shape[3] < MIN_TIMEPOINTS:
-        raise ICAINRError(path, f"needs at least {MIN_TIMEPOINTS} volumes, got {shape[3]}")
-    dtype = img.get_data_dtype()
-    if dtype.kind not in "iuf":
-        raise ICAINRError(path, f"unsupported data type {dtype}")
-    try:
-        data = np.asarray(img.dataobj, dtype=np.float64).reshape(shape)
-    except Exception as exc:
-        raise ICAINRError(path, f"cannot read the voxel data ({first_line(exc)})") from None
+    with warnings.catch_warnings():  # nibabel's warnings would print before our one line
+        warnings.simplefilter("ignore")
+        try:
+            img = nib.load(path)
+        except Exception as exc:  # nibabel raises several types for non-images
+            raise ICAINRError(path, f"not a readable NIfTI image ({first_line(exc)})") from None
+        if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+            raise ICAINRError(path, f"not a NIfTI image (nibabel read it as "
+                                    f"{type(img).__name__})")
+        shape = img.shape
+        if len(shape) > 4 and all(s == 1 for s in shape[4:]):
+            shape = shape[:4]
+        if len(shape) != 4:
+            raise ICAINRError(path, f"expected a 4D image (x, y, z, t), got shape "
+                                    f"{tuple(img.shape)}")
+        if min(shape[:3]) < 1:
+            raise ICAINRError(path, f"the image has an empty spatial axis, shape {shape[:3]}")
+        if shape[3] < MIN_TIMEPOINTS:
+            raise ICAINRError(path, f"needs at least {MIN_TIMEPOINTS} volumes, got {shape[3]}")
+        dtype = img.get_data_dtype()
+        if dtype.kind not in "iuf" or dtype.itemsize > 8:
+            raise ICAINRError(path, f"unsupported data type {dtype}")
+        check_data_size(path, img)
+        try:
+            data = np.asarray(img.dataobj, dtype=np.float64).reshape(shape)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise ICAINRError(path, f"cannot read the voxel data ({first_line(exc)})") from None
     n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
     if n_bad:
         raise ICAINRError(path, f"contains {n_bad} NaN/Inf values; the codec needs finite data")
     return img, data
+
+
+#: DEFLATE cannot compress by more than about 1032:1, so a .nii.gz this much smaller
+#: than its header's data size is not what its header says
+MAX_DEFLATE_RATIO = 1100
+
+
+def check_data_size(path, img):
+    """Refuse a file whose size cannot hold, or holds more than, the data its header declares.
+
+    An uncompressed ``.nii`` must be exactly the header's data size after
+    ``vox_offset`` (a longer file would be cut silently); a ``.nii.gz`` cannot
+    inflate to more than ``MAX_DEFLATE_RATIO`` times its size (checked before
+    reading, so a small file claiming gigabytes costs nothing).
+    """
+    hdr = img.header
+    declared = int(np.prod(img.shape, dtype=np.int64)) * img.get_data_dtype().itemsize
+    offset = int(getattr(img.dataobj, "offset", hdr.get_data_offset()))
+    size = os.path.getsize(path)
+    if path.endswith(".gz"):
+        if offset + declared > MAX_DEFLATE_RATIO * size + 4096:
+            raise ICAINRError(path, f"its header declares {offset + declared:,} bytes, more "
+                                    f"than {size:,} compressed bytes can hold")
+    elif size != offset + declared:
+        what = "more" if size > offset + declared else "less"
+        raise ICAINRError(path, f"holds {what} data than its header declares "
+                                f"({size - offset:,} bytes after the header, "
+                                f"{declared:,} declared)")
 
 
 def describe_image(img, path=None):

@@ -60,7 +60,7 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     from .. import metrics
 
     t_start = time.perf_counter()
-    io.check_output_path(out_file, force)
+    io.check_output_path(out_file, force, inputs=[in_file])
     cfg = resolve_config(preset, config)
     ratio = float(cfg["target_ratio"] if ratio is None else ratio)
     if not (math.isfinite(ratio) and ratio > 1.0):
@@ -128,7 +128,7 @@ def decompress(in_file, out_file, device="auto", force=False):
     out = os.fspath(out_file)
     if not (out.endswith(".nii") or out.endswith(".nii.gz")):
         raise ICAINRError(out, "the output must end with .nii or .nii.gz")
-    io.check_output_path(out, force)
+    io.check_output_path(out, force, inputs=[in_file])
     values, desc = decode_array(in_file, device)
     io.write_described(out, values, desc, in_file)
     return {"seconds": time.perf_counter() - t0, "shape": list(values.shape),
