@@ -57,11 +57,52 @@ def build_parser():
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that the app can take its workers down."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def stop_children():
+    """Terminate every process this one started (Nipype's forkserver and its workers).
+
+    multiprocessing's resource tracker is killed last, with SIGKILL: asked to stop,
+    it would print a traceback or a warning about the semaphores it was tracking.
+    """
+    import psutil
+
+    def tracker(proc):
+        try:
+            return "resource_tracker" in " ".join(proc.cmdline())
+        except psutil.Error:
+            return False
+
+    everything = psutil.Process().children(recursive=True)
+    trackers = [c for c in everything if tracker(c)]
+    children = [c for c in everything if c not in trackers]
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=5)
+    for child in alive + trackers:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
 def main(argv=None):
+    import signal
+
     parser = build_parser()
     args = parser.parse_args(argv)
     from nipype_icainr.codec.errors import ICAINRError
 
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.analysis_level == "participant":
             from .participant import run_participant
@@ -73,6 +114,20 @@ def main(argv=None):
             raise
         print(f"icainr-bids: error: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Terminated) as exc:
+        import logging
+
+        # the worker pool's threads would log the workers' deaths as tracebacks
+        logging.disable(logging.CRITICAL)
+        stop_children()
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
+        print(f"icainr-bids: {what}; workers stopped, completed derivatives kept, a rerun "
+              "with the same -w resumes", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # leave now: the pool's management threads must not print after this line
+        os._exit(130 if isinstance(exc, KeyboardInterrupt) else 143)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, Directory, File, Sim
 from nipype_icainr import __version__, qc
 from nipype_icainr.io import copy_atomic, write_json_atomic, write_text_atomic
 
+from .restore import file_sha256
+
 PIPELINE = "nipype-icainr"
 MNI_SPACE = "_space-MNI152NLin2009cAsym_res-grid64"
 #: files BIDS has no name for: the validator is told to skip them
@@ -98,7 +100,7 @@ class WriteDerivatives(SimpleInterface):
         codec = info(inp.compressed)
         written = []
         base = os.path.join(folder, f"{prefix}{space}_desc-icainr_bold")
-        written.append(copy_atomic(inp.compressed, base + ".icainr"))
+        lossless = codec["mode"] == "lossless"
         sidecar = {
             "Description": "ICA-INR compressed BOLD run; restore with icainr-restore",
             "Sources": [f"bids:raw:{inp.source_relpath}"],
@@ -108,10 +110,20 @@ class WriteDerivatives(SimpleInterface):
             "PSNR": values.get("psnr_db"), "SSIM": values.get("ssim"),
             "CodecVersion": codec["software"]["nipype_icainr"], "Software": codec["software"],
             "RepetitionTime": codec["image"]["tr"], "SourceSidecar": meta,
+            "IcainrSHA256": file_sha256(inp.compressed), "CompressionMode": codec["mode"],
+            # DICOM's (0028,2110), (0028,2112), (0028,2114): the data are lossy unless exact
+            "LossyImageCompression": "00" if lossless else "01",
+            "LossyImageCompressionRatio": codec["ratio"],
+            "LossyImageCompressionMethod": f"ICA-INR ({codec['model']})",
         }
+        if codec.get("bound"):
+            sidecar["CompressionBound"] = codec["bound"]
         if "TaskName" in meta:
             sidecar["TaskName"] = meta["TaskName"]
+        # the sidecar (with the file's SHA-256) first, the .icainr last: a .icainr in the
+        # dataset always has its sidecar, even when the app is killed between the two
         written.append(write_json_atomic(base + ".json", sidecar))
+        written.append(copy_atomic(inp.compressed, base + ".icainr"))
         report = os.path.join(folder, f"{prefix}{space}_desc-icainr_report.html")
         written.append(copy_atomic(inp.report, report))
         row = dict({c: values.get(c) for c in QC_COLUMNS}, source=inp.source_relpath,

@@ -33,6 +33,65 @@ def check_output_dir(output_dir, bids_dir):
         raise ICAINRError(output_dir, "the output folder is not writable")
 
 
+def acquire_lock(folder, what):
+    """An exclusive lock on ``folder`` for this process's life (``fcntl.flock``).
+
+    A second ``icainr-bids`` on the same work or output folder is refused with one
+    line instead of racing the first one's files.
+    """
+    import fcntl
+
+    os.makedirs(folder, exist_ok=True)
+    handle = open(os.path.join(folder, ".icainr-bids.lock"), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ICAINRError(folder, f"another icainr-bids is using this {what}; wait for it to "
+                                  "finish or choose another") from None
+    return handle
+
+
+def check_run_inputs(runs, run_fla):
+    """Everything the workflow will read, checked before any compression starts."""
+    import nibabel as nib
+
+    from .queries import check_events
+
+    for run in runs:
+        try:
+            img = nib.load(run["bold"])
+        except Exception as exc:
+            raise ICAINRError(run["bold"], f"not a readable NIfTI image "
+                                           f"({str(exc).splitlines()[0][:120]})") from None
+        shape = img.shape
+        if len(shape) < 4 or any(s != 1 for s in shape[4:]) or shape[3] < 2:
+            raise ICAINRError(run["bold"], f"not a 4D run of at least 2 volumes: shape {shape}")
+        tr_header = float(img.header.get_zooms()[3])
+        tr_sidecar = run["metadata"].get("RepetitionTime")
+        if not (tr_header > 0 or (isinstance(tr_sidecar, (int, float)) and tr_sidecar > 0)):
+            raise ICAINRError(run["bold"], "has no repetition time (neither the NIfTI header "
+                                           "nor RepetitionTime in its sidecar)")
+        if run_fla:
+            if run["events"] is None:
+                raise ICAINRError(run["bold"], "has no events.tsv, which FLA needs "
+                                               "(add the events or pass --no-fla)")
+            check_events(run["events"])
+
+
+def crash_summary(crash_file):
+    """The last line of a Nipype crash file's traceback: the error itself."""
+    try:
+        with open(crash_file, errors="replace") as fh:
+            lines = [line.strip() for line in fh if line.strip()]
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if not line.startswith(("Traceback", "File ", "^", "~")):
+            return line[:240]
+    return ""
+
+
 def read_plugin(path, nprocs, mem_mb):
     """``--use-plugin`` YAML (``plugin``, ``plugin_args``), else MultiProc with the resources."""
     if path is None:
@@ -69,13 +128,14 @@ def run_participant(args):
     filters = read_filter_file(args.bids_filter_file)
     runs = collect_runs(layout, args.participant_label, args.session_label, args.task, filters)
     run_fla = not args.no_fla
-    if run_fla:
-        for run in runs:
-            if run["events"] is None:
-                raise ICAINRError(run["bold"], "has no events.tsv, which FLA needs "
-                                               "(add the events or pass --no-fla)")
+    check_run_inputs(runs, run_fla)
     if args.config and not os.path.isfile(args.config):
         raise ICAINRError(args.config, "no such configuration file")
+    from nipype_icainr.codec.config import resolve_config
+
+    resolve_config(args.preset, args.config)  # a bad preset or configuration: refused now
+    locks = [acquire_lock(work_dir, "work directory"),
+             acquire_lock(output_dir, "output folder")]
 
     fmriprep_dir = args.fmriprep_dir
     if args.run_fmriprep:
@@ -118,11 +178,15 @@ def run_participant(args):
         wf.run(plugin=plugin, plugin_args=plugin_args)
     except RuntimeError as exc:
         crashes = sorted(set(glob.glob(os.path.join(crash_dir, "crash-*"))) - before)
-        where = f"; crash files in {crash_dir} (first: {os.path.basename(crashes[0])})" \
+        cause = crash_summary(crashes[0]) if crashes else str(exc).splitlines()[0][:200]
+        where = f" (crash files in {crash_dir}, first {os.path.basename(crashes[0])})" \
             if crashes else ""
-        print(f"icainr-bids: error: {len(crashes) or 'some'} node(s) failed{where}: "
-              f"{str(exc).splitlines()[0][:200]}", file=sys.stderr)
+        print(f"icainr-bids: error: {len(crashes) or 'some'} node(s) failed{where}: {cause}",
+              file=sys.stderr)
         return 1
+    finally:
+        for lock in locks:
+            lock.close()
     print(f"icainr-bids: {len(runs)} run(s) done in {time.perf_counter() - t0:.1f} s; "
           f"derivatives in {output_dir}")
     return 0

@@ -21,6 +21,29 @@ def load_layout(bids_dir, validate=True):
             from None
 
 
+def check_events(path):
+    """A BIDS events.tsv that FLA can use: the three columns, numbers, at least one row."""
+    import pandas as pd
+
+    try:
+        events = pd.read_csv(path, sep="\t")
+    except Exception as exc:
+        raise ICAINRError(path, f"cannot read the events ({str(exc).splitlines()[0][:120]})") \
+            from None
+    missing = {"onset", "duration", "trial_type"} - set(events.columns)
+    if missing:
+        raise ICAINRError(path, f"missing column(s) {', '.join(sorted(missing))}, which FLA "
+                                "needs (or pass --no-fla)")
+    if events.empty:
+        raise ICAINRError(path, "has no events (or pass --no-fla)")
+    for column in ("onset", "duration"):
+        values = pd.to_numeric(events[column], errors="coerce")
+        if values.isna().any():
+            row = int(values.isna().to_numpy().argmax()) + 2
+            raise ICAINRError(path, f"{column} is not a number on line {row}")
+    return events
+
+
 def read_filter_file(path):
     """fMRIPrep-style ``--bids-filter-file``: JSON ``{"bold": {entity: value, ...}}``."""
     if path is None:

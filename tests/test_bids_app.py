@@ -227,3 +227,112 @@ def test_run_fmriprep_builds_the_fmriprep_docker_command(tmp_path, monkeypatch):
         "-v", "/scratch/w:/scratch", image, "/data", "/out", "participant",
         "--fs-no-reconall", "--participant-label", "02", "--nprocs", "4", "--mem-mb", "8000",
         "-w", "/scratch", "--output-spaces", "MNI152NLin2009cAsym"]
+
+
+def test_restore_refuses_a_forged_file_and_malformed_sidecars(app_run, tmp_path, capsys):
+    """A rewritten .icainr (valid checksums) no longer matches its sidecar's SHA-256, and
+    bad sidecars give one line; nothing is written for a refused run."""
+    from nipype_icainr.codec import container
+
+    deriv = tmp_path / "deriv"
+    shutil.copytree(app_run["out"], deriv)
+    packed = next(deriv.rglob("*_desc-icainr_bold.icainr"))
+    sidecar = packed.with_suffix(".json")
+    good = sidecar.read_text()
+    assert json.loads(good)["IcainrSHA256"] and json.loads(good)["LossyImageCompression"] == "01"
+
+    def refused(problem):
+        out = tmp_path / "restored"
+        code = restore_main([str(deriv), str(out)])
+        text = capsys.readouterr().err.strip()
+        assert code == 2 and len(text.splitlines()) == 1 and "Traceback" not in text, text
+        assert problem in text, text
+        assert not list(out.rglob("*.nii.gz")) if out.exists() else True
+
+    header, sections, block, _ = container.read_file(str(packed))
+    header["frame"]["mean_lo"] += 500.0  # every value 500 too high, checksums recomputed
+    original = packed.read_bytes()
+    packed.write_bytes(container.pack(header, sections, block))
+    refused("SHA-256")
+    packed.write_bytes(original)
+    sidecar.write_text("[1, 2, 3]")
+    refused("not a JSON object")
+    sidecar.write_text(json.dumps(dict(json.loads(good), SourceSidecar="TR=2")))
+    refused("SourceSidecar is not a dict")
+    sidecar.write_text(good)
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        if os.access(out, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        code = restore_main([str(deriv), str(out / "restored")])
+        assert code == 2 and "cannot create" in capsys.readouterr().err
+    finally:
+        out.chmod(0o700)
+
+
+@pytest.mark.parametrize("events, problem", [
+    ("start\tduration\ttrial_type\n0\t4\ta\n", "missing column(s) onset"),
+    ("onset\tduration\ttrial_type\nsoon\t4\ta\n", "onset is not a number on line 2"),
+    ("onset\tduration\ttrial_type\n", "has no events"),
+])
+def test_bad_events_are_found_before_compressing(tmp_path, capsys, events, problem):
+    bids = tmp_path / "bids"
+    shutil.copytree(SAMPLE, bids)
+    (bids / f"{RUN}_events.tsv").write_text(events)
+    code = cli.main([str(bids), str(tmp_path / "out"), "participant", "-w",
+                     str(tmp_path / "work"), "--skip-bids-validation"])
+    text = capsys.readouterr().err.strip()
+    assert code == 2 and len(text.splitlines()) == 1 and problem in text, text
+    assert not (tmp_path / "work").exists()  # nothing ran
+
+
+def test_a_second_app_on_the_same_work_directory_is_refused(tmp_path, capsys):
+    import fcntl
+
+    bids = tmp_path / "bids"
+    shutil.copytree(SAMPLE, bids)
+    work = tmp_path / "work"
+    work.mkdir()
+    with open(work / ".icainr-bids.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running app holds it
+        code = cli.main([str(bids), str(tmp_path / "out"), "participant", "-w", str(work),
+                         "--no-fla", "--skip-bids-validation"])
+    text = capsys.readouterr().err.strip()
+    assert code == 2 and "another icainr-bids is using this work directory" in text, text
+
+
+@pytest.mark.parametrize("signame, status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_takes_the_workers_down(tmp_path, signame, status):
+    """SIGTERM or SIGINT: one line, status 143 or 130, no process left; a rerun finishes
+    and leaves no temporary file."""
+    import signal
+    import time
+
+    import psutil
+
+    bids = tmp_path / "bids"
+    shutil.copytree(SAMPLE, bids)
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump(QUICK))
+    argv = [venv_tool("icainr-bids"), str(bids), str(tmp_path / "out"), "participant",
+            "-w", str(tmp_path / "work"), "--nprocs", "2", "--config", str(cfg),
+            "--skip-bids-validation"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not psutil.Process(proc.pid).children(recursive=True):
+        time.sleep(0.5)
+    time.sleep(3.0)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert children, "the app started no worker"
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err
+    assert err.strip().splitlines()[-1].startswith("icainr-bids: ")
+    assert "Traceback" not in err, err
+    time.sleep(1.0)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert subprocess.run(argv, capture_output=True, text=True).returncode == 0
+    leftovers = [p for p in (tmp_path / "out").rglob("*") if p.name.startswith(".tmp-")]
+    assert not leftovers

@@ -156,5 +156,6 @@ def info(in_file):
             "header_bytes": size - sum(len(p) for p in sections.values()),
             "image": {k: v for k, v in desc.items() if k != "header_b64"},
             "arch": hdr.part, "model": hdr.model.describe(hdr.part), "config": hdr.config,
+            "mode": hdr.model.guarantee(hdr.part)[0], "bound": hdr.model.guarantee(hdr.part)[1],
             "seed": hdr.seed, "software": hdr.software, "fit_device": hdr.device,
             "n_voxels": hdr.frame["n_voxels"]}

@@ -133,6 +133,11 @@ class SeriesModel:
         """One line for ``icainr info`` and the QC report."""
         return f"{self.name} model"
 
+    def guarantee(self, part):
+        """``(mode, bound)``: "lossless", "error-bounded" (every value within ``bound``,
+        physical units) or "lossy" (``bound`` None)."""
+        return "lossy", None
+
     def from_legacy(self, arch, data, header):
         """The model's format 4 entry from a format 1-3 header (its ``arch``, ``data``)."""
         return dict(arch)
