@@ -62,14 +62,26 @@ def build_parser():
     comp = sub.add_parser("compress", help="NIfTI -> .icainr")
     comp.add_argument("in_file", metavar="IN", help="4D NIfTI (.nii or .nii.gz)")
     comp.add_argument("out_file", metavar="OUT.icainr")
-    comp.add_argument("--ratio", type=_positive_float, default=None,
-                      help="target ratio: raw array bytes (stored dtype) / file bytes "
-                           "(default: the preset's target_ratio)")
+    target = comp.add_mutually_exclusive_group()
+    target.add_argument("--ratio", type=_positive_float, default=None,
+                        help="target ratio: raw array bytes (stored dtype) / file bytes "
+                             "(default: the preset's target_ratio, 100); a lossless file "
+                             "when one reaches the ratio")
+    target.add_argument("--lossless", action="store_true",
+                        help="the stored array exactly (integers, and the bit patterns of "
+                             "floats)")
+    target.add_argument("--max-error", metavar="E",
+                        help="every value within E of the input, in physical units, or "
+                             "'<x>u' in stored units (for floats: the precision an int16 "
+                             "copy would keep, range/65535); e.g. 0.5u")
+    target.add_argument("--psnr", type=float, metavar="DB",
+                        help="the smallest file whose PSNR in the brain mask is at least DB")
     group = comp.add_mutually_exclusive_group()
     group.add_argument("--preset", default="default",
-                       help="bundled preset: default (fast, CPU; best GLM t-maps and "
-                            "connectivity), decoding (for MVPA), network (ICA-INR network on "
-                            "a CPU budget) or paper (the paper's settings, GPU)")
+                       help="bundled preset: default (the coded factorization, best PSNR; "
+                            "fast on a CPU), glm (fewer components: GLM t-maps), decoding "
+                            "(more components: MVPA), network (the ICA-INR network on a CPU "
+                            "budget) or paper (the paper's settings, for a GPU)")
     group.add_argument("--config", metavar="FILE",
                        help="YAML configuration: 'base: PRESET' plus keys to override")
     comp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -125,21 +137,30 @@ def _cmd_compress(args):
 
     res = compress(args.in_file, args.out_file, ratio=args.ratio, preset=args.preset,
                    config=args.config, device=args.device, seed=args.seed, force=args.force,
-                   progress=not args.quiet, measure=not args.no_measure)
+                   progress=not args.quiet, measure=not args.no_measure,
+                   lossless=args.lossless, max_error=args.max_error, psnr=args.psnr)
     for note in res["warnings"]:
         print(f"icainr: warning: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(res, indent=2, default=str))
         return
-    print(f"wrote {args.out_file}: {res['file_bytes']:,} bytes")
+    print(f"wrote {args.out_file}: {res['file_bytes']:,} bytes, {_mode(res)}")
     print(f"  ratio {res['ratio']:.1f} (raw {res['raw_bytes']:,}-byte array in its stored dtype)"
           f"; {res['ratio_disk']:.1f} against the input file on disk")
     if res["psnr"] is not None:
         ssim = "n/a (an axis under 3 voxels)" if res["ssim"] is None else f"{res['ssim']:.4f}"
-        print(f"  PSNR {res['psnr']:.2f} dB, SSIM {ssim} (brain mask, "
-              f"{res['n_voxels']:,} voxels)")
+        print(f"  PSNR {res['psnr']:.2f} dB, SSIM {ssim} (brain mask), largest error "
+              f"{res['max_error']:.4g}")
     print(f"  fit {res['fit_seconds']:.1f} s on {res['device']}, total {res['total_seconds']:.1f} s;"
           f" {res['model']}")
+
+
+def _mode(res):
+    if res["mode"] == "lossless":
+        return "lossless"
+    if res["mode"] == "error-bounded":
+        return f"every value within {res['bound']:g}"
+    return "lossy"
 
 
 def _cmd_decompress(args):
@@ -169,8 +190,10 @@ def _cmd_info(args):
           f"{res['ratio_disk']:.2f} against the source file")
     print("  sections  " + ", ".join(f"{t} {n:,} B" for t, n in res["sections"].items())
           + f", header and framing {res['header_bytes']:,} B")
+    print(f"  mode      {_mode(res)}")
     print(f"  model     {res['model']}")
-    print(f"  voxels    {res['n_voxels']:,} in the mask; preset {res['config'].get('name')}, "
+    voxels = f"{res['n_voxels']:,} in the mask; " if res["n_voxels"] is not None else ""
+    print(f"  voxels    {voxels}preset {res['config'].get('name')}, "
           f"seed {res['seed']}, fitted on {res['fit_device']}")
     print("  software  " + ", ".join(f"{k} {v}" for k, v in (res["software"] or {}).items()))
 

@@ -334,11 +334,16 @@ def describe_image(img, path=None):
     slope, inter = file_scaling(img)
     units = hdr.get_xyzt_units()
     stored = [int(s) for s in img.shape]
+    # nibabel moves the file's scaling into the array proxy and blanks it in the header:
+    # put it back in the block, which then says everything about the stored values
+    block = hdr.copy()
+    if slope is not None:
+        block["scl_slope"], block["scl_inter"] = slope, inter
     return {
         "shape": stored[:4],
         "stored_shape": stored,
         "nifti_version": 2 if isinstance(img, nib.Nifti2Image) else 1,
-        "header_b64": base64.b64encode(hdr.binaryblock).decode("ascii"),
+        "header_b64": base64.b64encode(block.binaryblock).decode("ascii"),
         "endianness": hdr.endianness,
         "dtype": np.dtype(img.get_data_dtype()).newbyteorder("=").str,
         "scl_slope": slope,
@@ -373,18 +378,20 @@ def header_from_description(desc, source):
     return hdr
 
 
-def write_nifti(path, values, header, dtype, slope=None, inter=None):
+def write_nifti(path, values, header, dtype, slope=None, inter=None, stored=False):
     """Write physical ``values`` through ``header`` with the stored ``dtype`` and scaling.
 
     The image is serialised in memory and ``slope``/``inter`` are written back
     as given (nibabel would otherwise choose its own scaling), then the bytes
     are gzipped when ``path`` ends with ``.gz`` and written atomically. A
-    NIfTI-2 ``header`` gives a NIfTI-2 file.
+    NIfTI-2 ``header`` gives a NIfTI-2 file. With ``stored=True`` the values
+    are already the stored array (written as they are, bit for bit).
     """
     import nibabel as nib
 
     dtype = np.dtype(dtype)
-    stored = to_stored_values(values, dtype, slope, inter)
+    stored = np.asarray(values).astype(dtype, copy=False) if stored else \
+        to_stored_values(values, dtype, slope, inter)
     klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
     header.set_data_dtype(dtype)
     img = klass(stored, None, header=header)
@@ -405,12 +412,12 @@ def write_nifti(path, values, header, dtype, slope=None, inter=None):
     return write_atomic(path, data)
 
 
-def write_described(path, values, desc, source):
+def write_described(path, values, desc, source, stored=False):
     """``write_nifti`` with the header, dtype, scaling and dimensions of a ``describe_image``
     dict (trailing dimensions of length 1 restored)."""
     values = np.asarray(values).reshape(desc.get("stored_shape", desc["shape"]))
     return write_nifti(path, values, header_from_description(desc, source), desc["dtype"],
-                       desc["scl_slope"], desc["scl_inter"])
+                       desc["scl_slope"], desc["scl_inter"], stored=stored)
 
 
 # --- masks -----------------------------------------------------------------------------

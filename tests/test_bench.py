@@ -364,8 +364,12 @@ def test_corpus_bench_over_a_folder(tmp_path):
     assert runs == {"a_bold", "b"}
     ours = [r for r in res["rows"] if r["method"] == "icainr"]
     assert len(ours) == 2 and all(r["ratio"] >= TOLERANCE * 8.0 for r in ours)
-    assert all(np.isfinite(r["psnr_full_db"]) and r["fca_compact_mean_abs_dr"] >= 0
-               for r in ours)
+    assert all(r["psnr_full_db"] > 30 and r["fca_compact_mean_abs_dr"] >= 0 for r in ours)
+    # run b compresses 9.6x losslessly, so at 8x the codec writes a lossless file, no
+    # larger than zstd's (the lossless floor)
+    b_ours = next(r for r in ours if r["run"] == "b")
+    b_zstd = next(r for r in res["rows"] if r["run"] == "b" and r["method"] == "zstd")
+    assert b_ours["psnr_db"] == float("inf") and b_ours["bytes"] <= b_zstd["bytes"]
     cells = res["summary"]["cells"]
     assert {c["run"] for c in cells} == {"a_bold", "b"}
     md = (tmp_path / "out" / "bench_c.md").read_text()

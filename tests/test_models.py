@@ -32,7 +32,7 @@ def test_a_registered_toy_model_round_trips_through_the_cli(bold_file, tmp_path,
         config.write_text("base: default\nmodel: meanonly\n")
         packed, restored = tmp_path / "toy.icainr", tmp_path / "toy.nii.gz"
         assert main(["compress", bold_file, str(packed), "--config", str(config),
-                     "--ratio", "4", "--quiet"]) == 0
+                     "--ratio", "20", "--quiet"]) == 0
         assert "meanonly model" in capsys.readouterr().out
         assert info(str(packed))["arch"]["name"] == "meanonly"
         assert set(info(str(packed))["sections"]) == {"MASK", "MEAN"}

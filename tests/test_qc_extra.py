@@ -79,7 +79,9 @@ def test_crashed_node_leaves_a_crash_file_and_one_message(tmp_path, capsys, monk
                      "--use-plugin", str(_linear(tmp_path))])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
-    assert len(err) == 1 and "node(s) failed; crash files in" in err[0], err
+    assert len(err) == 1 and "node(s) failed (crash files in" in err[0], err
+    # the line ends with the cause, not with the traceback's first line
+    assert err[0].endswith("simulated failure inside the compression node"), err
     crashes = os.listdir(tmp_path / "out" / "logs")
     assert crashes and all(c.startswith("crash-") for c in crashes)
     text = open(tmp_path / "out" / "logs" / crashes[0]).read()

@@ -19,6 +19,7 @@ from .search import Choice, OutOfReach, bisect_continuous, budget_bytes
 REGISTRY = {
     "icainr": "ours:ICAINR",
     "icainr-decoding": "ours:ICAINRDecoding",
+    "icainr-glm": "ours:ICAINRGLM",
     "icainr-paper": "ours:ICAINRPaper",
     "gzip": "lossless:Gzip",
     "zstd": "lossless:Zstd",

@@ -11,6 +11,8 @@ achieved ratio is what is reported.
 * ``icainr``: preset ``default`` (the CPU preset).
 * ``icainr-decoding``: preset ``decoding`` (the default factorization keeping
   the most components within 0.5 dB of the best PSNR; for MVPA).
+* ``icainr-glm``: preset ``glm`` (the fewest components within 0.5 dB of the best
+  PSNR; for GLM t-maps).
 * ``icainr-paper``: preset ``paper``; listed only when
   ``torch.cuda.is_available()`` (it is meant for a GPU).
 
@@ -66,6 +68,12 @@ class ICAINRDecoding(ICAINR):
     name = "icainr-decoding"
     preset = "decoding"
     knob_doc = "none: the codec fits the target ratio itself (preset decoding)"
+
+
+class ICAINRGLM(ICAINR):
+    name = "icainr-glm"
+    preset = "glm"
+    knob_doc = "none: the codec fits the target ratio itself (preset glm)"
 
 
 class ICAINRPaper(ICAINR):

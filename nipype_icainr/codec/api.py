@@ -21,7 +21,8 @@ from .header import validate_header
 
 
 def compress(in_file, out_file, ratio=None, preset="default", config=None, device="auto",
-             seed=0, force=False, progress=False, measure=True):
+             seed=0, force=False, progress=False, measure=True, lossless=False,
+             max_error=None, psnr=None):
     """Compress a 4D NIfTI into one ``.icainr`` file.
 
     Parameters
@@ -32,7 +33,8 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
         The ``.icainr`` file, written atomically.
     ratio : float, optional
         Target compression ratio (raw array bytes in the stored dtype / file
-        bytes); the preset's ``target_ratio`` when omitted.
+        bytes); the preset's ``target_ratio`` when no target is given. When a
+        lossless coding reaches the ratio, the file is lossless.
     preset : str
         Name of a bundled preset (``default``, ``decoding``, ``network``,
         ``paper``; see ``config.available_presets``).
@@ -47,6 +49,16 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
         Show a tqdm progress bar while fitting (network models).
     measure : bool
         Decode the result and report PSNR/SSIM against the input.
+    lossless : bool
+        Code the stored array exactly (integers, and the bit patterns of floats).
+    max_error : float or str, optional
+        Every decoded value within this many physical units of the input; a
+        string ``"<x>u"`` means x stored units (the scaling slope for integers;
+        for floats, the precision an int16 copy would keep: range / 65535).
+    psnr : float, optional
+        The smallest file whose PSNR inside the brain mask is at least this (dB).
+
+    ``ratio``, ``lossless``, ``max_error`` and ``psnr`` are mutually exclusive.
 
     Returns
     -------
@@ -62,25 +74,43 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     t_start = time.perf_counter()
     io.check_output_path(out_file, force, inputs=[in_file])
     cfg = resolve_config(preset, config)
-    ratio = float(cfg["target_ratio"] if ratio is None else ratio)
-    if not (math.isfinite(ratio) and ratio > 1.0):
-        raise ICAINRError(None, f"--ratio must be a number above 1, got {ratio}")
+    chosen = [name for name, value in (("ratio", ratio), ("lossless", lossless or None),
+                                       ("max_error", max_error), ("psnr", psnr))
+              if value is not None]
+    if len(chosen) > 1:
+        raise ICAINRError(None, "choose one target: " + " and ".join(
+            "--" + c.replace("_", "-") for c in chosen) + " were given together")
+    if not chosen:
+        ratio = cfg["target_ratio"]
+    if ratio is not None:
+        ratio = float(ratio)
+        if not (math.isfinite(ratio) and ratio > 1.0):
+            raise ICAINRError(None, f"--ratio must be a number above 1, got {ratio}")
+    if psnr is not None and not (isinstance(psnr, (int, float)) and 0 < psnr < 400):
+        raise ICAINRError(None, f"--psnr must be a number of dB in (0, 400), got {psnr!r}")
     if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2 ** 32:
         raise ICAINRError(None, f"--seed must be an integer in [0, 2**32), got {seed!r}")
 
     img, data = io.load_bold(in_file)
     desc = io.describe_image(img, in_file)
     n_raw = core.raw_bytes(data.shape, desc["dtype"])
-    enc = core.encode(data, desc, cfg, n_raw / ratio, seed=int(seed), device=device,
+    bound = None if max_error is None else physical_error(max_error, data, desc)
+    target = core.Target(ratio=ratio, lossless=bool(lossless), max_error=bound,
+                         psnr=None if psnr is None else float(psnr))
+    enc = core.encode(data, desc, cfg, target, seed=int(seed), device=device,
                       progress=progress, measure=measure, source=os.fspath(in_file))
     psnr = ssim = None
+    psnr = ssim = max_err = None
     if measure:
+        from ..masking import compute_mask
+
         recon = io.as_written(enc.reconstruction.values(), desc["dtype"], desc["scl_slope"],
                               desc["scl_inter"])  # what decompress will write
-        mask = enc.reconstruction.mask
+        mask = compute_mask(data, desc["affine"])
         psnr = metrics.psnr(data, recon, mask)
         # 3D SSIM needs 3 voxels along every axis (not a single slice)
         ssim = metrics.ssim(data, recon, mask) if min(data.shape[:3]) >= 3 else None
+        max_err = float(np.abs(recon - data).max())
         del recon
     del data
 
@@ -89,7 +119,10 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     _, secs, _, _ = unpack(blob, out_file)
     achieved = n_raw / len(blob)
     notes = []
-    if achieved > 1.1 * ratio:
+    mode, guaranteed = enc.model.guarantee(enc.coded.part)
+    if ratio is None or mode == "lossless":
+        pass  # a lossless file that beats the ratio is the point of the lossless floor
+    elif achieved > 1.1 * ratio:
         notes.append(f"achieved ratio {achieved:.1f} is above the target {ratio:g}: the finest "
                      "model the configuration allows needs fewer bytes than the budget "
                      "(raise max_components, or mlp_width_max for the network)")
@@ -102,7 +135,28 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
             "sections": {tag: len(p) for tag, p in secs.items()},
             "header_bytes": len(blob) - sum(len(p) for p in secs.values()),
             "arch": dict(enc.coded.part, name=enc.model.name), "model": enc.describe(),
-            "config": cfg, "n_voxels": enc.n_voxels}
+            "config": cfg, "n_voxels": enc.n_voxels, "mode": mode, "bound": guaranteed,
+            "max_error": max_err, "target": target.describe()}
+
+
+def physical_error(max_error, data, desc):
+    """A ``--max-error`` value in physical units: a number, or ``"<x>u"`` stored units."""
+    text = str(max_error).strip()
+    unit = 1.0
+    if text.endswith("u"):
+        text = text[:-1]
+        if np.dtype(desc["dtype"]).kind in "iu":
+            unit = abs(desc["scl_slope"]) if desc["scl_slope"] is not None else 1.0
+        else:  # the precision an int16 copy of the run would keep
+            unit = float(data.max() - data.min()) / 65535.0 or 1.0
+    try:
+        value = float(text) * unit
+    except ValueError:
+        raise ICAINRError(None, f"--max-error must be a number or '<number>u', got "
+                                f"{max_error!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ICAINRError(None, f"--max-error must be a non-negative number, got {max_error!r}")
+    return value
 
 
 def decompress(in_file, out_file, device="auto", force=False):
@@ -129,10 +183,14 @@ def decompress(in_file, out_file, device="auto", force=False):
     if not (out.endswith(".nii") or out.endswith(".nii.gz")):
         raise ICAINRError(out, "the output must end with .nii or .nii.gz")
     io.check_output_path(out, force, inputs=[in_file])
-    values, desc = decode_array(in_file, device)
-    io.write_described(out, values, desc, in_file)
-    return {"seconds": time.perf_counter() - t0, "shape": list(values.shape),
-            "dtype": desc["dtype"]}
+    header, sections, block, _ = read_file(in_file)
+    rec, hdr = core.decode_parts(header, sections, block, os.fspath(in_file), device)
+    if isinstance(rec, core.StoredReconstruction):  # the stored array itself, bit for bit
+        io.write_described(out, rec.stored, hdr.image, in_file, stored=True)
+    else:
+        io.write_described(out, rec.values(), hdr.image, in_file)
+    return {"seconds": time.perf_counter() - t0, "shape": list(hdr.image["shape"]),
+            "dtype": hdr.image["dtype"]}
 
 
 def decode_array(in_file, device="auto"):
@@ -158,4 +216,4 @@ def info(in_file):
             "arch": hdr.part, "model": hdr.model.describe(hdr.part), "config": hdr.config,
             "mode": hdr.model.guarantee(hdr.part)[0], "bound": hdr.model.guarantee(hdr.part)[1],
             "seed": hdr.seed, "software": hdr.software, "fit_device": hdr.device,
-            "n_voxels": hdr.frame["n_voxels"]}
+            "n_voxels": hdr.frame["n_voxels"] if hdr.frame else None}

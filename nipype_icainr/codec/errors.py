@@ -12,3 +12,7 @@ class ICAINRError(Exception):
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
+
+
+class OutOfReach(ICAINRError):
+    """The requested ratio cannot be reached: what must be stored already exceeds it."""

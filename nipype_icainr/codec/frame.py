@@ -17,13 +17,13 @@ def mean_frame_step(mean, stored_dtype, slope, mean_step):
     """Quantisation step of the mean frame, in physical units.
 
     For integer inputs the step is ``mean_step`` stored units (times
-    ``scl_slope``); for float inputs, and whenever the range would not fit in
-    16 bits, it is the mean frame's range / 65535.
+    ``scl_slope``; "auto" starts at one unit); for float inputs, and whenever
+    the range would not fit in 16 bits, it is the mean frame's range / 65535.
     """
     lo, hi = float(mean.min()), float(mean.max())
     fit16 = (hi - lo) / 65535.0
     if np.dtype(stored_dtype).kind in "iu":
-        step = mean_step * abs(slope)
+        step = (1.0 if mean_step == "auto" else mean_step) * abs(slope)
     else:
         step = fit16
     return max(step, fit16, np.finfo(np.float32).tiny)
@@ -39,7 +39,7 @@ def _unmosaic(img, shape):
     return img.reshape(y, z, x).transpose(2, 0, 1)
 
 
-def encode_mean_frame(mean, step, mask=None, background_step=1, lo=None):
+def encode_mean_frame(mean, step, mask=None, background_step=1, lo=None, effort=7):
     """Quantise the mean frame with ``step`` from ``lo`` and code it losslessly with JPEG XL.
 
     Outside ``mask`` the integer levels are rounded further to multiples of
@@ -58,7 +58,7 @@ def encode_mean_frame(mean, step, mask=None, background_step=1, lo=None):
         outside = ~np.asarray(mask, dtype=bool)
         q[outside] = np.clip(np.round(q[outside] / background_step) * background_step, 0, 65535)
     q = q.astype(np.uint16)
-    payload = imagecodecs.jpegxl_encode(_mosaic(q), lossless=True, effort=7)
+    payload = imagecodecs.jpegxl_encode(_mosaic(q), lossless=True, effort=effort)
     return bytes(payload), lo, lo + q.astype(np.float64) * step
 
 

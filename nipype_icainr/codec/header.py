@@ -119,10 +119,12 @@ def validate_header(header, sections, block, source):
     try:
         image = _image(header["image"], block, source)
         shape = image["shape"]
-        frame = _frame(header["frame"], shape, source)
         part = header["model"]
         model = models.for_part(part, source)
-        part = dict(model.validate(part, shape, frame["n_voxels"], source), name=model.name)
+        # a whole-run model codes the stored array itself: no mask, no mean frame
+        frame = None if model.whole_run else _frame(header["frame"], shape, source)
+        part = dict(model.validate(part, shape, frame and frame["n_voxels"], source),
+                    name=model.name)
         config = read_stored_config(header["config"], model.name,
                                     f"{source}: stored configuration")
         software = _software(header.get("software"), source)
@@ -136,7 +138,7 @@ def validate_header(header, sections, block, source):
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError,
             RecursionError) as exc:
         raise ICAINRError(source, f"the header is incomplete or malformed ({exc!s:.60})") from None
-    for tag in FRAME_SECTIONS + tuple(model.sections):
+    for tag in (() if model.whole_run else FRAME_SECTIONS) + tuple(model.sections):
         if tag not in sections:
             raise ICAINRError(source, f"the file has no {tag} section")
     return Header(image, frame, part, model, config, software, seed, device)

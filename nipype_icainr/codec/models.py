@@ -13,17 +13,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ICAINRError
+from .errors import ICAINRError, OutOfReach
 
 #: model name -> "module:Class" (modules are imported only when a model is used)
 REGISTRY = {
     "factor": "nipype_icainr.codec.factor.model:FactorModel",
     "network": "nipype_icainr.codec.network.model:NetworkModel",
+    "lossless": "nipype_icainr.codec.lossless.model:LosslessModel",
 }
 #: the model of files written before the header named one (format 1)
 UNNAMED_MODEL = "network"
 #: the model of a configuration that names none
 DEFAULT_MODEL = "factor"
+#: the whole-run model behind --lossless and --max-error, and the lossless floor of a ratio
+LOSSLESS_MODEL = "lossless"
 
 
 @dataclass
@@ -32,8 +35,9 @@ class Budget:
 
     Attributes
     ----------
-    target_bytes : float
-        The whole file's size the caller asked for (raw bytes / ratio).
+    target_bytes : float or None
+        The whole file's size the caller asked for (raw bytes / ratio); None when
+        the target is a quality (``max_sse``).
     raw_bytes : int
         The input's voxel array in its stored dtype (the ratio's numerator).
     build : callable
@@ -42,18 +46,40 @@ class Budget:
         its own overhead exactly.
     source : str
         The input's name, for error messages.
+    max_sse : float or None
+        With no ``target_bytes``: the largest squared error (sum over the series)
+        allowed; the model makes the smallest file that keeps under it.
     """
 
     target_bytes: float
     raw_bytes: int
     build: object
     source: str = None
+    max_sse: float = None
+    #: an earlier fit of the same series (its ``Coded``): where to start searching
+    hint: object = None
+    #: mean-frame steps the model may choose from (``factor.search.MeanOption``s), for
+    #: models with ``plans_mean``; it then returns a ``Coded`` with only a ``plan``
+    mean_options: list = None
+    #: the plan of such an earlier call: refine it on the series around the recoded mean
+    plan: object = None
 
     def out_of_reach(self, what, file_bytes):
         """The one-line error for a budget that ``what`` alone exceeds."""
-        return ICAINRError(self.source, f"ratio {self.raw_bytes / self.target_bytes:g} is out "
-                                        f"of reach: the mask, mean frame and {what} need a "
-                                        f"ratio below {self.raw_bytes / file_bytes:.1f}")
+        return OutOfReach(self.source, f"ratio {self.raw_bytes / self.target_bytes:g} is out "
+                                        f"of reach: the {what}, mask and coarsest mean frame "
+                                        f"alone need a ratio below "
+                                        f"{self.raw_bytes / file_bytes:.1f}")
+
+
+@dataclass
+class MeanOption:
+    """A mean-frame step the codec offers a model: its bytes and the squared error
+    (over the series) its quantisation adds."""
+
+    step: float
+    bytes: float
+    sse: float
 
 
 @dataclass
@@ -78,6 +104,10 @@ class Coded:
     part: dict
     approx: np.ndarray = None
     final_loss: float = float("nan")
+    #: the series' squared error (sum), when the model knows it
+    sse: float = None
+    #: a model's choice before coding (see ``Budget.mean_options``)
+    plan: object = None
 
 
 @dataclass
@@ -94,6 +124,10 @@ class FitEnvironment:
 class SeriesModel:
     """Base class of the series models. Subclasses set ``name`` and the four methods."""
 
+    #: False: the codec codes the mask and the mean frame and the model the series;
+    #: True: the model codes the whole stored array (``fit_run``/``decode_run``)
+    whole_run = False
+
     #: the name in the registry and in configurations
     name = "?"
     #: section tags the model writes, all required when reading
@@ -102,6 +136,8 @@ class SeriesModel:
     config_schema = {}
     #: libraries (``provenance`` keys) the model's output depends on, beyond the codec's
     packages = ()
+    #: the model can choose the mean frame's step with its own (``Budget.mean_options``)
+    plans_mean = False
 
     def resolve_device(self, device):
         """The device this model fits on for a ``--device`` value (``cpu`` by default)."""
@@ -133,6 +169,12 @@ class SeriesModel:
         """One line for ``icainr info`` and the QC report."""
         return f"{self.name} model"
 
+    def mean_step_hint(self, part, n_timepoints):
+        """The mean frame's step (physical units) that matches the model's precision, or
+        None. The codec recodes the mean frame at this step and fits again when it
+        differs much from the step it used (one rate-distortion step for both)."""
+        return None
+
     def guarantee(self, part):
         """``(mode, bound)``: "lossless", "error-bounded" (every value within ``bound``,
         physical units) or "lossy" (``bound`` None)."""
@@ -141,6 +183,39 @@ class SeriesModel:
     def from_legacy(self, arch, data, header):
         """The model's format 4 entry from a format 1-3 header (its ``arch``, ``data``)."""
         return dict(arch)
+
+
+@dataclass
+class RunTarget:
+    """What a whole-run model is asked for: exact (``max_error`` 0), or every value
+    within ``max_error`` (physical units), or a byte budget."""
+
+    max_error: float = 0.0
+    target_bytes: float = None
+
+
+class RunModel(SeriesModel):
+    """Base class of the models that code the whole stored array themselves.
+
+    No mask and no mean frame are coded around them; ``fit_run`` gets the
+    stored array (the NIfTI's own integers or floats) and ``decode_run``
+    returns it.
+    """
+
+    whole_run = True
+
+    def fit_run(self, stored, image, target, config, env):
+        """Code ``stored`` (X, Y, Z, T, the stored dtype) for ``target``; a ``Coded``."""
+        raise NotImplementedError
+
+    def decode_run(self, sections, part, image, source):
+        """The stored array (X, Y, Z, T) from the validated parts."""
+        raise NotImplementedError
+
+    def estimate_bytes(self, stored, image):
+        """A fast, generous estimate of the lossless size of ``stored`` (a run's first
+        volumes, perhaps), or None when unknown."""
+        return None
 
 
 _INSTANCES = {}

@@ -15,6 +15,7 @@ class Checkerboard:
 
     def __init__(self, mask):
         mask = np.asarray(mask, dtype=bool)
+        self.mask = mask
         index = np.full(mask.shape, -1, dtype=np.int64)
         index[mask] = np.arange(int(mask.sum()))
         coords = np.argwhere(mask)
@@ -36,6 +37,16 @@ class Checkerboard:
         self.count = np.maximum(self.valid.sum(axis=1), 1).astype(np.float64)
         self.n_voxels = int(mask.sum())
 
+    def slabs(self, keep_every):
+        """A checkerboard of every ``keep_every``-th pair of axial slices, and the rows of
+        its voxels among this one's: a smaller sample of the same neighbourhoods (a voxel
+        keeps its in-slice neighbours and one of its two z-neighbours)."""
+        z = np.arange(self.mask.shape[2])
+        keep_z = (z // 2) % keep_every == 0
+        sub = self.mask & keep_z[None, None, :]
+        rows = np.flatnonzero(keep_z[np.argwhere(self.mask)[:, 2]])
+        return Checkerboard(sub), rows
+
     def context(self, column):
         """``(mean, mean |.|)`` of each odd voxel's neighbours in an int column.
 
@@ -43,6 +54,29 @@ class Checkerboard:
         """
         vals = np.where(self.valid, column[np.maximum(self.neighbours, 0)], 0).astype(np.int64)
         return vals.sum(axis=1) / self.count, np.abs(vals).sum(axis=1) / self.count
+
+    def contexts(self, q_maps, block=64):
+        """``context`` of every column of ``q_maps`` (N x K) at once: (n_odd, K) each.
+
+        The same integer sums and division as ``context``, column blocks at a
+        time (bounded memory), so the values are identical.
+        """
+        n_odd, k = self.odd.size, q_maps.shape[1]
+        pred = np.empty((n_odd, k))
+        ctx = np.empty((n_odd, k))
+        count = self.count[:, None]
+        for start in range(0, k, block):
+            cols = np.ascontiguousarray(q_maps[:, start:start + block], dtype=np.int32)
+            total = np.zeros((n_odd, cols.shape[1]), dtype=np.int64)
+            magnitude = np.zeros_like(total)
+            for j in range(self.neighbours.shape[1]):
+                valid = self.valid[:, j]
+                vals = cols[self.neighbours[valid, j]]
+                total[valid] += vals
+                magnitude[valid] += np.abs(vals)
+            pred[:, start:start + block] = total / count
+            ctx[:, start:start + block] = magnitude / count
+        return pred, ctx
 
 
 class Activity:
@@ -68,4 +102,23 @@ class Activity:
         if mean_sq > 0:
             self.acc += sq / mean_sq
         self.n += 1
+
+
+def activities(q_maps):
+    """``Activity.value()`` before each component of ``q_maps`` (N x K): an (N, K) array.
+
+    The terms are added in the same order as ``Activity.add`` does, so the
+    values are identical to the decoder's.
+    """
+    n, k = q_maps.shape
+    out = np.zeros((n, k))
+    acc = np.zeros(n)
+    for c in range(k):
+        if c:
+            out[:, c] = np.sqrt(acc / c)
+        sq = q_maps[:, c].astype(np.int64) ** 2
+        mean_sq = int(sq.sum()) / n
+        if mean_sq > 0:
+            acc += sq / mean_sq
+    return out
 

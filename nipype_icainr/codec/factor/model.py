@@ -2,6 +2,9 @@
 
 Configuration keys
 ------------------
+dead_zone : float, 0..0.5
+    Rounding offset of the dead-zone quantiser of maps and patterns (0: plain
+    rounding; see ``quantise.DEAD_ZONE``).
 max_components : int, 1..256
     Largest K the search may choose.
 psnr_slack_db : float >= 0
@@ -22,8 +25,8 @@ from ..models import Coded, SeriesModel
 from .basis import principal_basis
 from .coding import MAX_COMPONENTS, TRANSFORMS, decode_factors, unpack
 from .context import Checkerboard
-from .quantise import dequantize
-from .search import fit_to_budget
+from .quantise import DEAD_ZONE, dequantize
+from .search import choose, fit_to_error, refine, survey
 
 TAG = "FACT"
 
@@ -33,38 +36,75 @@ class FactorModel(SeriesModel):
 
     name = "factor"
     sections = (TAG,)
-    config_schema = {"max_components": Int(1, MAX_COMPONENTS, 256),
-                     "psnr_slack_db": Float(0.0, 10.0, 0.5),
+    #: the survey chooses the mean frame's step with K and d (``MeanOption``s)
+    plans_mean = True
+    config_schema = {"dead_zone": Float(0.0, 0.5, DEAD_ZONE),
+                     "max_components": Int(1, MAX_COMPONENTS, 256),
+                     "psnr_slack_db": Float(0.0, 10.0, 0.0),
                      "components": Choice(("fewest", "most"), "fewest")}
 
     def fit(self, series, mask, budget, config, env):
         from threadpoolctl import threadpool_limits
 
         n_vox, n_t = series.shape
+        if n_vox == 0:  # every voxel is constant: the mean frame is the whole run
+            return self._mean_only(n_t, series)
         k_max = int(min(config["max_components"], n_t, n_vox))
         part = {"n_components": k_max, "patterns": "dct", "step": 1.0}
         overhead = len(budget.build(Coded({TAG: b""}, part)))
-        available = budget.target_bytes - overhead - 64  # the step's digits may grow the header
-        floor = 64 + 2 * n_t + n_vox // 8  # one coarse component
-        if available < floor:
-            raise budget.out_of_reach("one coarse component", overhead + floor)
+        cheapest_mean = min((o.bytes for o in budget.mean_options or []), default=0)
+        if budget.target_bytes is not None and \
+                budget.target_bytes - overhead - 16 - cheapest_mean < 0:
+            raise budget.out_of_reach("header", overhead + 16 + cheapest_mean)
         board = Checkerboard(mask)
         maps, _ = principal_basis(series, k_max)
+        hint = budget.hint.part["step"] if budget.hint is not None else None
+        dz = config["dead_zone"]
         # many small products: one BLAS thread measured 2x faster than two here
         with threadpool_limits(limits=1, user_api="blas"):
-            fit = fit_to_budget(series, maps, available, board, config["psnr_slack_db"],
-                                config["components"])
+            if budget.target_bytes is None:
+                fit = fit_to_error(series, maps, budget.max_sse, board, hint, dead_zone=dz)
+            else:
+                available = budget.target_bytes - overhead - 16  # the step's digits
+                if budget.plan is not None and budget.plan.n_components == 0:
+                    return self._mean_only(n_t, series)
+                if budget.plan is not None:  # the survey chose: only the step is refined
+                    fit = refine(series, maps[:, :budget.plan.n_components], available,
+                                 board, budget.plan.step, dead_zone=dz)
+                else:
+                    steps, sizes, errs = survey(series, maps, board, available, hint,
+                                                dead_zone=dz)
+                    plan = choose(steps, sizes, errs, available, budget.mean_options,
+                                  config["psnr_slack_db"], config["components"],
+                                  energy=float(np.sum(series ** 2)))
+                    if plan is None:
+                        raise budget.out_of_reach("header", overhead + 16 + cheapest_mean)
+                    if plan.n_components == 0 and not budget.mean_options:
+                        return self._mean_only(n_t, series)
+                    if budget.mean_options:  # the codec recodes its mean frame, then refines
+                        return Coded({}, dict(part, n_components=plan.n_components,
+                                              step=plan.step), plan=plan)
+                    fit = refine(series, maps[:, :plan.n_components], available, board,
+                                 plan.step, dead_zone=dz)
+                if len(fit["payload"]) > available:
+                    raise budget.out_of_reach("one coarse component",
+                                              overhead + len(fit["payload"]))
         part.update(n_components=fit["n_components"], step=fit["step"])
-        coded = Coded({TAG: fit["payload"]}, part, approx=fit["maps"] @ fit["patterns"],
-                      final_loss=fit["sse"] / series.size)
-        size = len(budget.build(coded))
-        if size > budget.target_bytes * 1.02:
-            best = budget.raw_bytes / (size - len(fit["payload"]) + 8 * n_t)
-            raise ICAINRError(budget.source,
-                              f"ratio {budget.raw_bytes / budget.target_bytes:g} is out of "
-                              f"reach: the mask, mean frame and one coarse component already "
-                              f"need a ratio below {best:.1f}")
-        return coded
+        return Coded({TAG: fit["payload"]}, part, approx=fit["maps"] @ fit["patterns"],
+                     final_loss=fit["sse"] / series.size, sse=fit["sse"])
+
+    def _mean_only(self, n_t, series):
+        """No component: the mean frame alone codes the run."""
+        return Coded({TAG: b""}, {"n_components": 0, "patterns": "dct", "step": 1.0},
+                     approx=np.zeros((series.shape[0], n_t)),
+                     final_loss=float(np.mean(series ** 2)), sse=float(np.sum(series ** 2)))
+
+    def mean_step_hint(self, part, n_timepoints):
+        # the mean frame is a component whose unit-norm pattern is constant, 1/sqrt(T):
+        # its values are quantised as finely as the maps when their step is step/sqrt(T)
+        if not part.get("n_components"):
+            return None
+        return part["step"] / np.sqrt(n_timepoints)
 
     def validate(self, part, shape, n_voxels, source):
         out = {"n_components": part["n_components"], "patterns": part["patterns"],
@@ -77,7 +117,7 @@ class FactorModel(SeriesModel):
         if part.get("n_voxels", n_voxels) != n_voxels:
             raise ICAINRError(source, "the factorization does not match the mask")
         k = out["n_components"]
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_COMPONENTS:
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_COMPONENTS:
             raise ICAINRError(source, f"implausible number of components {str(k)[:20]}")
         if isinstance(out["step"], bool) or not isinstance(out["step"], (int, float)):
             raise ICAINRError(source, "the factorization's step must be a positive number")
@@ -88,6 +128,10 @@ class FactorModel(SeriesModel):
 
     def decode(self, sections, part, mask, device, source):
         n_t, transform = part["n_timepoints"], part["patterns"]
+        if part["n_components"] == 0:  # the mean frame alone
+            if sections[TAG]:
+                raise ICAINRError(source, "the factor section should be empty")
+            return np.zeros((int(mask.sum()), n_t))
         words, params, ranges, bands = unpack(sections[TAG], source, n_t, transform)
         if params.shape[0] != part["n_components"]:
             raise ICAINRError(source, "the factor section does not match the header")

@@ -1,21 +1,46 @@
-"""The rate search: the number of components K and the step d for a byte budget."""
+"""The rate search: the number of components K, the step d, and the mean frame's step.
+
+1. Survey: at a few steps spanning the useful range, the size and error of every
+   K at once (``survey_step``; sizes from the entropy models' probabilities,
+   errors from the least-squares algebra, no N x T product).
+2. Choice: for each K, interpolate (log-log in the step) where its size meets the
+   bytes left, and its error there. When the caller offers mean-frame steps
+   (``MeanOption``: the mean frame's bytes and the squared error its
+   quantisation adds), the bytes left and the error depend on that choice too,
+   and (mean step, K, d) are chosen together: one rate-distortion choice.
+3. Refinement: secant search of the chosen K's step on real encodings until the
+   section is within 0.6 % under the bytes left (``refine``).
+"""
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from .coding import PARAMS, component_jobs, encode_factors, encode_jobs, pack
+from ..models import MeanOption
+from .coding import PARAMS, component_jobs, encode_factors, estimate_bytes, pack
 from .quantise import dequantize, quantize_all, refit, squared_error
 
 
-def code_at_step(series, maps, step, board, energy=None):
+@dataclass
+class Plan:
+    """The survey's choice: which mean option, how many components, which step."""
+
+    option: int
+    n_components: int
+    step: float
+    error: float
+
+
+def code_at_step(series, maps, step, board, energy=None, dead_zone=None):
     """Quantise and code the first ``maps.shape[1]`` components at ``step``.
 
     Returns a dict with ``payload`` (section bytes), ``maps``/``patterns``
     (decoded, float64) and ``sse`` (squared error against ``series``).
     """
     energy = float(np.sum(series ** 2)) if energy is None else energy
-    step, q_maps, q_patterns, steps, _, cross, gram = quantize_all(series, maps, step)
+    step, q_maps, q_patterns, steps, _, cross, gram = quantize_all(series, maps, step,
+                                                                   dead_zone=dead_zone)
     words, params, ranges, bands = encode_factors(q_maps, q_patterns, steps, board)
     maps_d, patterns_d = dequantize(q_maps, q_patterns, step, params)
     return {"payload": pack(words, params, ranges, bands), "maps": maps_d,
@@ -24,20 +49,20 @@ def code_at_step(series, maps, step, board, energy=None):
             "n_components": int(maps.shape[1])}
 
 
-def survey_step(series, maps, step, board, energy, transform="dct"):
+def survey_step(series, maps, step, board, energy, transform="dct", dead_zone=None):
     """Section size and error of every K <= maps.shape[1] at one ``step``.
 
     Components are coded one after another and each one's models depend only
     on the components before it, so the size of the first K components is a
-    prefix sum of per-component sizes (each measured with its own coder). The
-    error of each K uses patterns refitted to the first K maps.
-    Returns ``(sizes bytes (K,), sse (K,))`` for K = 1..maps.shape[1].
+    prefix sum of per-component sizes (each estimated from its models,
+    ``coding.estimate_bytes``). The error of each K uses patterns refitted to
+    the first K maps. Returns ``(sizes bytes (K,), sse (K,))`` for K = 1..K_max.
     """
     _, q_maps, q_patterns, steps, exact, cross, gram = quantize_all(series, maps, step,
-                                                                     transform)
+                                                                     transform, dead_zone)
     jobs, _, _, bands = component_jobs(q_maps, q_patterns, steps, board, transform)
     n_bands = 0 if bands is None else bands.shape[1]
-    per = np.array([4.0 * encode_jobs(mine).size + 4.0 * (len(PARAMS) + 4) + n_bands
+    per = np.array([estimate_bytes(mine) + 4.0 * (len(PARAMS) + 4) + n_bands
                     for mine in jobs])
     sizes = np.cumsum(per) + 4
     # the patterns' quantisation error, component by component (cross terms
@@ -51,83 +76,132 @@ def survey_step(series, maps, step, board, energy, transform="dct"):
     return sizes, sse
 
 
-def fit_to_budget(series, maps, budget, board, psnr_slack_db=0.0, components="fewest",
-                  n_survey=7):
-    """Best (K, step) whose section fits ``budget`` bytes.
+#: the survey looks at a sample of the voxels when there are more than this many
+#: coefficients (voxels x components): every other or every fourth pair of slices
+SURVEY_SAMPLE_ABOVE = 2_000_000
 
-    The least squared error wins when ``psnr_slack_db`` is 0; otherwise the
-    fewest (or, ``components="most"``, the most) components whose error is
-    within that many dB of the least.
 
-    1. Survey: at a few steps spanning the useful range, the size and error of
-       every K at once (``survey_step``).
-    2. For each K, interpolate (log-log in the step) the step at which its size
-       meets the budget and the error there; keep the K chosen as above.
-    3. Secant search of that K's step on real encodings until the section is
-       within 0.6 % under budget.
-    Returns the winning ``code_at_step`` dict, or the smallest attempt when
-    nothing fits.
+def survey(series, maps, board, budget, hint=None, n_survey=7, dead_zone=None):
+    """``(log steps (S,), sizes (S, K), errors (S, K))`` over a range of steps.
+
+    Centred on ``hint`` (a step from an earlier fit) when given, else on the
+    step that spreads ``budget`` bytes over every coefficient at ~1.5 bits.
+    Large runs are surveyed on slabs of their slices (``Checkerboard.slabs``)
+    and the sizes and errors scaled up by the voxel count: the survey only
+    chooses K and a first step, which ``refine`` then settles on every voxel.
     """
+    scale = 1.0
+    keep_every = 1
+    while maps.size / keep_every > SURVEY_SAMPLE_ABOVE and keep_every < 2 and \
+            board.mask.shape[2] >= 8 * keep_every:
+        keep_every *= 2
+    if keep_every > 1:
+        sub, rows = board.slabs(keep_every)
+        if rows.size >= 1000:
+            scale = series.shape[0] / rows.size
+            series, maps, board = series[rows], maps[rows], sub
+            budget = budget / scale
     energy = float(np.sum(series ** 2))
-    k_max = maps.shape[1]
-    # a first step: the budget spread over all coefficients at ~1.5 bits each
-    rms = math.sqrt(float(np.mean(maps ** 2))) or 1.0
-    bits = 8.0 * budget / maps.size
-    centre = math.log(rms) - math.log(2.0) * (bits - 1.5)
-    logs = centre + np.linspace(-2.0, 2.0, n_survey)
-    table = []
-    for ls in logs:
-        sizes, sse = survey_step(series, maps, math.exp(ls), board, energy)
-        table.append((ls, sizes, sse))
-        if sizes[0] > budget and ls == logs[-1]:
-            break
-    steps = np.array([t[0] for t in table])
-    sizes = np.array([t[1] for t in table])  # (n_steps, K)
-    errs = np.array([t[2] for t in table])
-    at_budget = {}  # K -> (interpolated error, log step) where its size meets the budget
-    for k in range(k_max):
-        s_k = np.log(sizes[:, k])
-        inside = np.flatnonzero(s_k <= math.log(budget))
-        outside = np.flatnonzero(s_k > math.log(budget))
+    if hint:
+        logs = math.log(hint) + np.linspace(-1.5, 1.5, 6)
+    else:
+        rms = math.sqrt(float(np.mean(maps ** 2))) or 1.0
+        bits = 8.0 * max(budget, 1.0) / maps.size
+        centre = math.log(rms) - math.log(2.0) * (bits - 1.5)
+        logs = centre + np.linspace(-2.0, 2.0, n_survey)
+    table = [(ls,) + tuple(survey_step(series, maps, math.exp(ls), board, energy,
+                                       dead_zone=dead_zone))
+             for ls in logs]
+    return (np.array([t[0] for t in table]), scale * np.array([t[1] for t in table]),
+            scale * np.array([t[2] for t in table]))
+
+
+def at_size(steps, sizes, errs, available):
+    """For each K: ``(error, log step)`` where its size meets ``available`` bytes."""
+    out = {}
+    if available <= 0:
+        return out
+    target = math.log(available)
+    for k in range(sizes.shape[1]):
+        s_k = np.log(np.maximum(sizes[:, k], 1e-9))
+        inside = np.flatnonzero(s_k <= target)
+        outside = np.flatnonzero(s_k > target)
         if not inside.size:
             continue
         i = inside[np.argmin(steps[inside])]
         if outside.size:
             j = outside[np.argmax(steps[outside])]
-            frac = (math.log(budget) - s_k[i]) / (s_k[j] - s_k[i])
-            at_budget[k + 1] = (errs[i, k] + frac * (errs[j, k] - errs[i, k]),
-                                steps[i] + frac * (steps[j] - steps[i]))
+            frac = (target - s_k[i]) / (s_k[j] - s_k[i])
+            out[k + 1] = (errs[i, k] + frac * (errs[j, k] - errs[i, k]),
+                          steps[i] + frac * (steps[j] - steps[i]))
         else:  # fits even at the finest surveyed step
-            at_budget[k + 1] = (errs[i, k], steps[i])
-    if not at_budget:
-        return code_at_step(series, maps[:, :1], math.exp(steps.max()), board, energy)
-    # the fewest components within psnr_slack_db of the least error: past the
-    # knee, more components at a coarser step buy little PSNR and cost the
-    # GLM t-maps and connectivity (measured on the studyforrest run)
-    least = min(err for err, _ in at_budget.values())
-    near = [k for k, (err, _) in at_budget.items() if err <= least * 10 ** (psnr_slack_db / 10)]
-    best_k = max(near) if components == "most" else min(near)
-    best_step = at_budget[best_k][1]
-    fit, smallest = _fit_step(series, maps[:, :best_k], budget, board, math.exp(best_step),
-                              energy)
-    return fit if fit is not None else smallest
+            out[k + 1] = (errs[i, k], steps[i])
+    return out
 
 
-def _fit_step(series, maps, budget, board, guess, energy, tolerance=0.006, max_evals=12):
+def choose(steps, sizes, errs, budget, options=None, psnr_slack_db=0.0, components="fewest",
+           energy=None):
+    """The (mean option, K, step) with the least total error that fits; ``None`` if none.
+
+    With ``energy`` (the series' squared norm), K = 0 is a choice too: no
+    component, the mean frame alone (what a tiny budget can afford).
+
+    Among the choices within ``psnr_slack_db`` of the least error, the fewest
+    (or, ``components="most"``, the most) components win: past the knee, more
+    components at a coarser step buy little PSNR and cost the GLM t-maps and
+    connectivity (measured on the studyforrest run).
+    """
+    options = options or [MeanOption(step=0.0, bytes=0.0, sse=0.0)]
+    candidates = []  # (total error, K, option index, log step)
+    for index, option in enumerate(options):
+        left = budget - option.bytes
+        for k, (err, log_step) in at_size(steps, sizes, errs, left).items():
+            candidates.append((err + option.sse, k, index, log_step))
+        if energy is not None and left >= 0:
+            candidates.append((energy + option.sse, 0, index, float(steps.max())))
+    if not candidates:
+        return None
+    least = min(c[0] for c in candidates)
+    near = [c for c in candidates if c[0] <= least * 10 ** (psnr_slack_db / 10)]
+    pick = max if components == "most" else min
+    k = pick(c[1] for c in near)
+    total, k, index, log_step = min(c for c in near if c[1] == k)
+    return Plan(option=index, n_components=k, step=math.exp(log_step), error=total)
+
+
+def fit_to_budget(series, maps, budget, board, psnr_slack_db=0.0, components="fewest",
+                  n_survey=7, hint=None, dead_zone=None):
+    """Best (K, step) whose section fits ``budget`` bytes (survey, choice, refinement).
+
+    Returns the winning ``code_at_step`` dict, or the smallest attempt when
+    nothing fits.
+    """
+    steps, sizes, errs = survey(series, maps, board, budget, hint, n_survey, dead_zone)
+    plan = choose(steps, sizes, errs, budget, None, psnr_slack_db, components)
+    if plan is None:
+        return code_at_step(series, maps[:, :1], math.exp(steps.max()), board,
+                            dead_zone=dead_zone)
+    return refine(series, maps[:, :plan.n_components], budget, board, plan.step,
+                  dead_zone=dead_zone)
+
+
+def refine(series, maps, budget, board, guess, tolerance=0.006, max_evals=12, dead_zone=None):
     """Finest step for these components whose section fits ``budget``.
 
     The section size falls smoothly with the step (close to a power law), so
     the step is found by secants on ``log size`` against ``log step``, kept
     inside the bracket once there is one, until the size is within
-    ``tolerance`` below budget. Returns ``(best fit or None, smallest attempt)``.
+    ``tolerance`` below budget. Returns the best fit, or the smallest attempt
+    when none fits.
     """
+    energy = float(np.sum(series ** 2))
     target = math.log(budget)
     below = above = None  # (log step, log size) with size <= budget / > budget
     best, smallest, last = None, None, None
     log_step = math.log(guess)
     slope = -0.5  # d log size / d log step, a first guess refined by secants
     for _ in range(max_evals):
-        trial = code_at_step(series, maps, math.exp(log_step), board, energy)
+        trial = code_at_step(series, maps, math.exp(log_step), board, energy, dead_zone)
         size = len(trial["payload"])
         if smallest is None or size < len(smallest["payload"]):
             smallest = trial
@@ -149,4 +223,75 @@ def _fit_step(series, maps, budget, board, guess, energy, tolerance=0.006, max_e
             log_step = min(max(log_step, lo + 0.05 * (hi - lo)), hi - 0.05 * (hi - lo))
         if size <= budget:  # aim just under the budget, not at it
             log_step += 0.3 * tolerance / max(-slope, 0.05)
-    return best, smallest
+    return best if best is not None else smallest
+
+
+def fit_to_error(series, maps, max_sse, board, hint=None, n_survey=7, dead_zone=None):
+    """The smallest section whose squared error against ``series`` is at most ``max_sse``.
+
+    The same survey as ``fit_to_budget``; for each K the step at which its
+    error meets ``max_sse`` and its size there are interpolated (log-log), the
+    K with the smallest size is kept and its step refined on real encodings.
+    """
+    energy = float(np.sum(series ** 2))
+    k_max = maps.shape[1]
+    if energy <= max_sse:  # the mean frame alone is good enough: one coarse component
+        return code_at_step(series, maps[:, :1], float(np.abs(maps).max()) * 4 + 1e-30, board,
+                            energy, dead_zone)
+    mse = max_sse / series.size
+    centre = math.log(hint) if hint else math.log(math.sqrt(12.0 * mse) * 2.0)
+    logs = centre + np.linspace(-2.0, 2.0, n_survey)
+    table = [(ls,) + tuple(survey_step(series, maps, math.exp(ls), board, energy,
+                                       dead_zone=dead_zone))
+             for ls in logs]
+    steps = np.array([t[0] for t in table])
+    sizes = np.array([t[1] for t in table])
+    errs = np.array([t[2] for t in table])
+    best = None  # (log size, K, log step)
+    for k in range(k_max):
+        ok = np.flatnonzero(errs[:, k] <= max_sse)
+        if not ok.size:
+            continue
+        i = ok[np.argmax(steps[ok])]  # the coarsest surveyed step within the error
+        bad = np.flatnonzero((errs[:, k] > max_sse) & (steps > steps[i]))
+        if bad.size:
+            j = bad[np.argmin(steps[bad])]
+            frac = (math.log(max_sse) - math.log(max(errs[i, k], 1e-300))) / \
+                (math.log(errs[j, k]) - math.log(max(errs[i, k], 1e-300)))
+            frac = min(max(frac, 0.0), 1.0)
+            ls = steps[i] + frac * (steps[j] - steps[i])
+            lsize = math.log(sizes[i, k]) + frac * (math.log(sizes[j, k]) - math.log(sizes[i, k]))
+        else:
+            ls, lsize = steps[i], math.log(sizes[i, k])
+        if best is None or lsize < best[0]:
+            best = (lsize, k + 1, ls)
+    if best is None:  # not even every component at the finest surveyed step: go finer
+        return _fit_error_step(series, maps, max_sse, board, math.exp(steps.min() - 2.0),
+                               energy, dead_zone=dead_zone)
+    return _fit_error_step(series, maps[:, :best[1]], max_sse, board, math.exp(best[2]), energy,
+                           dead_zone=dead_zone)
+
+
+def _fit_error_step(series, maps, max_sse, board, guess, energy, max_evals=10, dead_zone=None):
+    """The coarsest step for these components whose error is at most ``max_sse`` (bisection
+    on the log step, bracketed first)."""
+    good = bad = None  # (log step, fit)
+    log_step = math.log(guess)
+    for _ in range(max_evals):
+        trial = code_at_step(series, maps, math.exp(log_step), board, energy, dead_zone)
+        if trial["sse"] <= max_sse:
+            if good is None or log_step > good[0]:
+                good = (log_step, trial)
+            if trial["sse"] >= 0.97 * max_sse:
+                break
+        elif bad is None or log_step < bad[0]:
+            bad = (log_step, trial)
+        if good is not None and bad is not None:
+            log_step = 0.5 * (good[0] + bad[0])
+        elif good is not None:
+            log_step += 0.5
+        else:
+            log_step -= 1.0
+    if good is None:
+        return bad[1]
+    return good[1]
