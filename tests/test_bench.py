@@ -277,12 +277,13 @@ def test_cli_bench_errors_are_one_line(bold_file, tmp_path, capsys, extra, messa
     assert message in err[-1] and err[-1].startswith("icainr")
 
 
-def test_merge_rd_joins_runs_into_one_curve_per_method(tmp_path):
-    """benchmarks/merge_rd.py: one original row, every run's points on one curve."""
+def test_merge_bench_joins_runs_into_one_curve_per_method(tmp_path):
+    """benchmarks/merge_bench.py: one original row, every run's points on one curve."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "merge_rd", os.path.join(os.path.dirname(__file__), "..", "benchmarks", "merge_rd.py"))
+        "merge_rd", os.path.join(os.path.dirname(__file__), "..", "benchmarks",
+                                 "merge_bench.py"))
     merge_rd = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(merge_rd)
 
@@ -298,7 +299,7 @@ def test_merge_rd_joins_runs_into_one_curve_per_method(tmp_path):
         return str(path)
 
     a, b = run("hi", [100.0, 200.0]), run("lo", [25.0, 50.0])
-    rows, sources = merge_rd.merge([a, b])
+    rows, sources, _ = merge_rd.merge([a, b])
     assert [r["method"] for r in rows].count("original") == 1
     svd = sorted(r["target_ratio"] for r in rows if r["method"] == "svd")
     assert svd == [25.0, 50.0, 100.0, 200.0]

@@ -84,9 +84,10 @@ def to_markdown(rows, meta, summary=None):
     lines = [f"# icainr bench: {meta['tag']}", ""]
     lines += [f"- command: `{meta['command']}`",
               f"- date: {meta['date']}",
-              f"- machine: {meta['platform']}, {meta['cpu_count']} CPUs",
-              f"- torch {meta['torch']} on {meta['torch_device']}",
-              "- packages: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+              f"- machine: {meta.get('platform', '?')}, {meta.get('cpu_count', '?')} CPUs",
+              f"- torch {meta.get('torch', '?')} on {meta.get('torch_device', '?')}",
+              "- packages: " + ", ".join(f"{k} {v}"
+                                         for k, v in meta.get("versions", {}).items()),
               ""]
     for run in meta.get("runs", []):
         lines.append(f"- run `{run['run']}`: `{run['path']}`, shape {tuple(run['shape'])}, "
