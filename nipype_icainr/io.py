@@ -15,7 +15,6 @@ import io as _io
 import json
 import os
 import tempfile
-import warnings
 
 import numpy as np
 
@@ -214,6 +213,9 @@ def to_stored_values(values, dtype, slope, inter):
         info = np.iinfo(dtype)
         np.rint(raw, out=raw)
         np.clip(raw, info.min, info.max, out=raw)
+    elif dtype.itemsize < 8:  # a float32 file never holds an infinity the run did not have
+        info = np.finfo(dtype)
+        np.clip(raw, info.min, info.max, out=raw)
     return raw.astype(dtype)
 
 
@@ -263,8 +265,9 @@ def load_bold(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ICAINRError(path, "no such file")
-    with warnings.catch_warnings():  # nibabel's warnings would print before our one line
-        warnings.simplefilter("ignore")
+    from .codec.header import quiet_nibabel
+
+    with quiet_nibabel():  # nibabel's warnings and logs would print before our one line
         try:
             img = nib.load(path)
         except Exception as exc:  # nibabel raises several types for non-images
@@ -282,6 +285,9 @@ def load_bold(path):
             raise ICAINRError(path, f"the image has an empty spatial axis, shape {shape[:3]}")
         if shape[3] < MIN_TIMEPOINTS:
             raise ICAINRError(path, f"needs at least {MIN_TIMEPOINTS} volumes, got {shape[3]}")
+        from .codec.limits import check_shape
+
+        check_shape([int(s) for s in shape], path)  # the decoder's limits, checked up front
         dtype = img.get_data_dtype()
         if dtype.kind not in "iuf" or dtype.itemsize > 8:
             raise ICAINRError(path, f"unsupported data type {dtype}")

@@ -27,7 +27,7 @@ import numpy as np
 from .. import io
 from ..masking import compute_mask
 from ..provenance import software_versions
-from . import models
+from . import limits, models
 from .config import stored_config
 from .container import pack, unpack
 from .errors import ICAINRError, OutOfReach
@@ -173,6 +173,7 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
     -------
     Encoded
     """
+    limits.check_shape([int(s) for s in data.shape], source)
     if not isinstance(target, Target):
         target = Target(ratio=raw_bytes(data.shape, image["dtype"]) / float(target))
     n_raw = raw_bytes(data.shape, image["dtype"])
@@ -250,7 +251,7 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
             data, mean, mask, step, background, value_range, head, block, model, target_bytes,
             n_raw, target, config, env, source, plan=plan)
     fit_seconds = time.perf_counter() - t_fit
-    return Encoded(build(coded), coded, model,
+    return Encoded(padded(build(coded), data.shape), coded, model,
                    Reconstruction(mask, mean_decoded, coded.approx, data.shape[3], value_range),
                    fit_seconds, dev)
 
@@ -357,7 +358,17 @@ def encode_run(model, stored, image, config, target, seed=0, source=None):
                 header_block(image))
     rec = StoredReconstruction(model.decode_run(coded.sections, coded.part, image, source),
                                image)
-    return Encoded(blob, coded, model, rec, fit_seconds, "cpu")
+    return Encoded(padded(blob, image["shape"]), coded, model, rec, fit_seconds, "cpu")
+
+
+def padded(blob, shape):
+    """``blob`` with a ``PADS`` section when the decoder's expansion bound needs one
+    (a run almost wholly constant; ``limits``)."""
+    header, sections, block, _ = unpack(blob, None)
+    need = limits.padding(list(shape), sum(len(p) for p in sections.values()))
+    if not need:
+        return blob
+    return pack(header, dict(sections, **{limits.PAD_TAG: bytes(need)}), block)
 
 
 def decode(blob, source, device="auto"):

@@ -59,7 +59,27 @@ def encode_mean_frame(mean, step, mask=None, background_step=1, lo=None, effort=
         q[outside] = np.clip(np.round(q[outside] / background_step) * background_step, 0, 65535)
     q = q.astype(np.uint16)
     payload = imagecodecs.jpegxl_encode(_mosaic(q), lossless=True, effort=effort)
-    return bytes(payload), lo, lo + q.astype(np.float64) * step
+    return codestream(bytes(payload)), lo, lo + q.astype(np.float64) * step
+
+
+def codestream(payload):
+    """The bare JPEG XL codestream inside libjxl's ISOBMFF container.
+
+    The container's boxes (signature, file type, level: 41-49 bytes) say
+    nothing the decoder needs, and a small run's whole file is a few hundred
+    bytes; libjxl decodes the bare codestream alike.
+    """
+    import struct
+
+    pos = 0
+    while pos + 8 <= len(payload):
+        size, kind = struct.unpack(">I4s", payload[pos:pos + 8])
+        if kind == b"jxlc":
+            return payload[pos + 8:pos + size] if size else payload[pos + 8:]
+        if size < 8:
+            break
+        pos += size
+    return payload  # already a codestream (or partial-codestream boxes): kept as is
 
 
 def decode_mean_frame(payload, shape, lo, step, source):
@@ -67,10 +87,17 @@ def decode_mean_frame(payload, shape, lo, step, source):
     import imagecodecs
 
     x, y, z = shape
+    # decoded into an array of the expected shape and dtype: libjxl's basic info is
+    # checked against it before any pixel is allocated (a small payload may claim
+    # an image of gigapixels, or many frames)
+    img = np.empty((y, z * x), dtype=np.uint16)
     try:
-        img = imagecodecs.jpegxl_decode(payload)
+        imagecodecs.jpegxl_decode(payload, out=img)
+    except ValueError as exc:
+        if "out." in str(exc):
+            raise ICAINRError(source, f"the mean frame is not a {y} x {z * x} 16-bit image "
+                                      f"({str(exc)[:80]})") from None
+        raise ICAINRError(source, "the mean-frame section cannot be decoded") from None
     except Exception:
         raise ICAINRError(source, "the mean-frame section cannot be decoded") from None
-    if img.dtype != np.uint16 or img.shape != (y, z * x):
-        raise ICAINRError(source, f"the mean frame has shape {img.shape}, expected {(y, z * x)}")
     return lo + _unmosaic(img, shape).astype(np.float64) * step

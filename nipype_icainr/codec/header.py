@@ -15,19 +15,18 @@ a byte of payload is decoded.
 """
 
 import base64
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import models
+from . import limits, models
 from .config import read_stored_config
 from .errors import ICAINRError
 
-MAX_AXIS = 4096
-MAX_VOXELS = 1 << 31
-MAX_TIMEPOINTS = 100000
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: sections every file has, whatever its model
 FRAME_SECTIONS = ("MASK", "MEAN")
 #: stored dtypes the decoder writes (numpy type strings, native byte order)
@@ -73,8 +72,7 @@ def _block_fields(block, endianness):
     from ..io import header_scaling
 
     klass = nib.Nifti2Header if len(block) == 540 else nib.Nifti1Header
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_nibabel():
         if endianness is None:  # nibabel recognises the byte order by sizeof_hdr
             hdr = klass.from_fileobj(_io.BytesIO(block), check=False)
         else:
@@ -84,6 +82,24 @@ def _block_fields(block, endianness):
         return {"shape": stored[:4], "stored_shape": stored,
                 "dtype": np.dtype(hdr.get_data_dtype()).newbyteorder("=").str,
                 "endianness": hdr.endianness, "scl_slope": slope, "scl_inter": inter}
+
+
+@contextlib.contextmanager
+def quiet_nibabel():
+    """nibabel's warnings and log messages silenced: a bad header must end in our one
+    line, not in nibabel's lines before it."""
+
+    import nibabel as nib
+
+    logger = nib.imageglobals.logger  # "nibabel.global", where header checks report
+    disabled = logger.disabled
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logger.disabled = True
+        try:
+            yield
+        finally:
+            logger.disabled = disabled
 
 
 def header_block(desc):
@@ -141,6 +157,7 @@ def validate_header(header, sections, block, source):
     for tag in (() if model.whole_run else FRAME_SECTIONS) + tuple(model.sections):
         if tag not in sections:
             raise ICAINRError(source, f"the file has no {tag} section")
+    limits.check_expansion(image["shape"], sum(len(p) for p in sections.values()), source)
     return Header(image, frame, part, model, config, software, seed, device)
 
 
@@ -173,11 +190,9 @@ def _image(record, block, source):
         raise ICAINRError(source, "the stored NIfTI header is invalid") from None
     fields.update({k: v for k, v in record.items() if k in fields})
     shape, stored = fields["shape"], fields["stored_shape"]
-    if not (isinstance(shape, list) and len(shape) == 4
-            and all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
-            and all(1 <= s <= MAX_AXIS for s in shape[:3]) and 1 <= shape[3] <= MAX_TIMEPOINTS
-            and math.prod(shape) <= MAX_VOXELS):
+    if not isinstance(shape, list):
         raise ICAINRError(source, f"implausible image shape {str(shape)[:60]}")
+    limits.check_shape(shape, source)
     if not (isinstance(stored, list) and 4 <= len(stored) <= 7 and stored[:4] == shape
             and all(s == 1 for s in stored[4:])):
         raise ICAINRError(source, "the image's stored shape does not extend its shape with 1s")
@@ -198,9 +213,10 @@ def _image(record, block, source):
         inter = _number(inter, "scl_inter", source)
         if slope == 0:
             raise ICAINRError(source, "the header's scl_slope is 0")
+        if klass is nib.Nifti1Header and max(abs(slope), abs(inter)) > FLOAT32_MAX:
+            raise ICAINRError(source, "the header's scaling does not fit NIfTI-1's float32")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_nibabel():
             hdr = klass(block, endianness=endianness, check=True)
             affine = hdr.get_best_affine()
             zooms = [float(z) for z in hdr.get_zooms()]
@@ -227,12 +243,15 @@ def _frame(frame, shape, source):
            "mean_step": _number(frame["mean_step"], "mean_step", source)}
     if out["mean_step"] <= 0:
         raise ICAINRError(source, "mean_step must be positive")
+    # the mean frame (lo + 65535 steps at most) and the range stay far from overflow
+    if abs(out["mean_lo"]) > 1e300 or out["mean_step"] > 1e295:
+        raise ICAINRError(source, "the header's mean frame offset or step is implausibly large")
     if "value_range" in frame:  # absent before format 3
         vr = frame["value_range"]
         if not (isinstance(vr, list) and len(vr) == 2):
             raise ICAINRError(source, "the header's value_range is not [min, max]")
         lo, hi = (_number(v, "value_range", source) for v in vr)
-        if lo > hi:
+        if lo > hi or max(abs(lo), abs(hi)) > 1e300:
             raise ICAINRError(source, "the header's value_range is not [min, max]")
         out["value_range"] = [lo, hi]
     return out

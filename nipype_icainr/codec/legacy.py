@@ -29,7 +29,9 @@ def unpack_v3(blob, source, version):
 
     if len(blob) < _PREAMBLE.size:
         raise ICAINRError(source, "truncated .icainr file (shorter than its preamble)")
-    _, _, _flags, head_len = _PREAMBLE.unpack_from(blob, 0)
+    _, _, flags, head_len = _PREAMBLE.unpack_from(blob, 0)
+    if flags != 0:
+        raise ICAINRError(source, f"unknown flags {flags:#06x} in the preamble")
     if head_len > MAX_HEADER_BYTES:
         raise ICAINRError(source, f"header length {head_len} exceeds the limit")
     pos = _PREAMBLE.size
@@ -42,6 +44,9 @@ def unpack_v3(blob, source, version):
     if zlib.crc32(head) != crc:
         raise ICAINRError(source, "header checksum mismatch (the file is corrupted)")
     header = parse_json(head, source)
+    if header.get("format_version", version) != version:
+        raise ICAINRError(source, f"the header says format {str(header.get('format_version'))[:8]}"
+                                  f" but the preamble says {version}")
     (n_sections,) = _U32.unpack_from(blob, pos)
     pos += _U32.size
     if n_sections > MAX_SECTIONS:

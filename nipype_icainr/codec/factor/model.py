@@ -117,7 +117,10 @@ class FactorModel(SeriesModel):
         if part.get("n_voxels", n_voxels) != n_voxels:
             raise ICAINRError(source, "the factorization does not match the mask")
         k = out["n_components"]
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_COMPONENTS:
+        # the encoder keeps K <= min(T, voxels): the maps and patterns a file can ask the
+        # decoder for are never larger than the run itself
+        top = min(MAX_COMPONENTS, shape[3], n_voxels)
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= top:
             raise ICAINRError(source, f"implausible number of components {str(k)[:20]}")
         if isinstance(out["step"], bool) or not isinstance(out["step"], (int, float)):
             raise ICAINRError(source, "the factorization's step must be a positive number")

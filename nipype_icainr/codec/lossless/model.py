@@ -119,10 +119,12 @@ class LosslessModel(RunModel):
                     raise ICAINRError(source, f"the lossless {key} is not a finite number")
             if not part["q"] > 0:
                 raise ICAINRError(source, "the lossless step must be positive")
-        bound = part.get("bound", 0.0)
+        exact = kind in ("exact", "float-bits")
+        bound = part.get("bound", 0.0) if exact else part["bound"]
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or \
                 not math.isfinite(bound) or bound < 0:
             raise ICAINRError(source, "the lossless bound is not a non-negative number")
+        out["bound"] = float(bound)
         return out
 
     def describe(self, part):

@@ -89,8 +89,48 @@ def encode_state(state, alpha):
     return b"".join(chunks), manifest, decoded
 
 
+#: every manifest entry's fields and their types (checked before anything is decoded)
+ENTRY_FIELDS = {"name": str, "shape": list, "step": float, "lo": int, "hi": int,
+                "mean": float, "std": float, "words": int}
+
+
+def check_manifest(manifest, source):
+    """The weight manifest from an untrusted header: a list of entries, each with exactly
+    ``ENTRY_FIELDS`` of the right types, finite numbers and distinct names."""
+    import math
+
+    def bad(what):
+        return ICAINRError(source, f"the weight manifest is malformed ({what})")
+
+    if not isinstance(manifest, list) or len(manifest) > 256:
+        raise bad("not a list of at most 256 entries")
+    for entry in manifest:
+        if not isinstance(entry, dict) or set(entry) != set(ENTRY_FIELDS):
+            raise bad("an entry does not have the expected fields")
+        for key, kind in ENTRY_FIELDS.items():
+            value = entry[key]
+            if isinstance(value, bool):
+                raise bad(f"{key} is a boolean")
+            if kind is float:
+                if not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise bad(f"{key} is not a finite number")
+            elif kind is int:
+                if not isinstance(value, int) or abs(value) > 1 << 40:
+                    raise bad(f"{key} is not an integer")
+            elif not isinstance(value, kind):
+                raise bad(f"{key} is not a {kind.__name__}")
+        if len(entry["name"]) > 128 or len(entry["shape"]) > 8 or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 1 << 31
+                for d in entry["shape"]):
+            raise bad("a name or shape is implausible")
+    if len({e["name"] for e in manifest}) != len(manifest):
+        raise bad("a weight is named twice")
+    return manifest
+
+
 def decode_state(payload, manifest, expected_shapes, source):
     """Rebuild ``{name: float32 array}``; every shape must match ``expected_shapes``."""
+    check_manifest(manifest, source)
     names = [entry.get("name") for entry in manifest]
     if sorted(names) != sorted(expected_shapes):
         raise ICAINRError(source, "the weight manifest does not match the network")
