@@ -4,7 +4,7 @@ The codec (``nipype_icainr.codec``) needs no Nipype; ``compress``, ``decompress`
 and ``info`` are re-exported here.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .codec.api import compress, decompress, info  # noqa: E402
 from .codec.errors import ICAINRError  # noqa: E402

@@ -64,10 +64,13 @@ def methods_text(ratio, preset, config_file=None, register=False, from_fmriprep=
         qc_parts.append("the change of region-to-region correlations")
     steps.append("Fidelity of the decompressed series was measured as " + ", ".join(qc_parts)
                  + ".")
-    steps.append(f"Software: Nipype {v.get('nipype', '')}, nilearn {v.get('nilearn', '')}, "
-                 f"NumPy {v['numpy']}, SciPy {v['scipy']}, scikit-learn {v['scikit_learn']}, "
-                 f"nibabel {v['nibabel']}, PyTorch {v['torch']}, constriction "
-                 f"{v['constriction']}, imagecodecs {v['imagecodecs']}.")
+    # Only the packages installed are named: an image built without PyTorch has none.
+    names = [("Nipype", "nipype"), ("nilearn", "nilearn"), ("NumPy", "numpy"),
+             ("SciPy", "scipy"), ("scikit-learn", "scikit_learn"), ("nibabel", "nibabel"),
+             ("PyTorch", "torch"), ("constriction", "constriction"),
+             ("imagecodecs", "imagecodecs")]
+    steps.append("Software: " + ", ".join(f"{label} {v[key]}" for label, key in names
+                                          if v.get(key)) + ".")
     return " ".join(steps)
 
 

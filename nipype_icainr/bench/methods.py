@@ -39,9 +39,9 @@ ALL_METHODS = tuple(REGISTRY)
 
 def available_methods():
     """Methods that can run here: ``icainr-paper`` only with a CUDA device."""
-    import torch
+    from ..codec.models import cuda_available
 
-    return [m for m in ALL_METHODS if m != "icainr-paper" or torch.cuda.is_available()]
+    return [m for m in ALL_METHODS if m != "icainr-paper" or cuda_available()]
 
 
 def parse_methods(text):
@@ -57,9 +57,9 @@ def parse_methods(text):
     if not names:
         raise ValueError("no method given")
     if "icainr-paper" in names:
-        import torch
+        from ..codec.models import cuda_available
 
-        if not torch.cuda.is_available():
+        if not cuda_available():
             raise ValueError("icainr-paper (the paper preset) needs a CUDA device; "
                              "torch sees none")
     return list(dict.fromkeys(names))

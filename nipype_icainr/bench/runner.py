@@ -41,14 +41,19 @@ def log(message):
 
 def environment():
     """Machine and package versions for the report header."""
-    import torch
-
+    from ..codec.models import cuda_available, torch_installed
     from ..provenance import analysis_versions
 
+    torch_version, device = "not installed", "cpu"
+    if torch_installed():
+        import torch
+
+        torch_version = torch.__version__
+        if cuda_available():
+            device = "cuda (" + torch.cuda.get_device_name(0) + ")"
     return {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "torch_device": "cuda (" + torch.cuda.get_device_name(0) + ")"
-            if torch.cuda.is_available() else "cpu", "versions": analysis_versions()}
+            "cpu_count": os.cpu_count(), "torch": torch_version, "torch_device": device,
+            "versions": analysis_versions()}
 
 
 def run_name(path):

@@ -121,6 +121,34 @@ class FitEnvironment:
     source: str = None
 
 
+def torch_installed():
+    """Whether PyTorch can be imported (only the network models need it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def require_torch(what):
+    """Import torch, or one line saying how to install it."""
+    try:
+        import torch
+    except ImportError:
+        raise ICAINRError(None, f"{what} needs PyTorch, which is not installed: "
+                                "pip install 'nipype-icainr[network]' (for the CPU build add "
+                                "--extra-index-url https://download.pytorch.org/whl/cpu)") \
+            from None
+    return torch
+
+
+def cuda_available():
+    """Whether a CUDA device is usable (False without PyTorch)."""
+    if not torch_installed():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 class SeriesModel:
     """Base class of the series models. Subclasses set ``name`` and the four methods."""
 
@@ -140,9 +168,17 @@ class SeriesModel:
     plans_mean = False
 
     def resolve_device(self, device):
-        """The device this model fits on for a ``--device`` value (``cpu`` by default)."""
+        """The device this model fits on for a ``--device`` value (``cpu`` by default).
+
+        ``cuda`` without a usable CUDA device is refused by every model alike; a
+        model that computes on the CPU only (the factor model) then still fits there.
+        """
         if device not in ("auto", "cpu", "cuda"):
             raise ICAINRError(None, f"device must be auto, cpu or cuda, got {device!r}")
+        if device == "cuda" and not cuda_available():
+            raise ICAINRError(None, "--device cuda was asked for but no CUDA device is "
+                                    "available" + ("" if torch_installed() else
+                                                   " (PyTorch is not installed)"))
         return "cpu"
 
     def fit(self, series, mask, budget, config, env):

@@ -53,6 +53,8 @@ table_bits_target : float
 
 import math
 import os
+import sys
+import time
 
 import numpy as np
 
@@ -132,6 +134,44 @@ def fit_quantization(state, target_bytes, build):
     return best
 
 
+class StepClock:
+    """Forwards training steps to a progress bar, and prints one line with the expected
+    training time once the first steps have been timed (a network preset that takes
+    minutes on a GPU takes hours on a CPU; the user should know at once, and a log
+    without a progress bar should still say how long the fit will take)."""
+
+    # A GPU's first steps include kernel compilation and warm-up: time more of them.
+    TIMED_STEPS = {"cpu": 3}
+    TIMED_STEPS_GPU = 50
+
+    def __init__(self, bar, total, device):
+        self.bar, self.total, self.device = bar, total, device
+        self.done, self.start = 0, time.perf_counter()
+        self.timed = self.TIMED_STEPS.get(device, self.TIMED_STEPS_GPU)
+
+    def update(self, n):
+        before = self.done
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        if before < self.timed <= self.done and self.total > 50:
+            per_step = (time.perf_counter() - self.start) / self.done
+            minutes = per_step * self.total / 60.0
+            where = "the CPU" if self.device == "cpu" else str(self.device)
+            hint = " (a CUDA GPU: --device cuda)" if self.device == "cpu" else ""
+            print(f"icainr: training the network on {where}: {self.total} steps at "
+                  f"{per_step:.3g} s each, about {minutes:.0f} min{hint}",
+                  file=sys.stderr, flush=True)
+
+    def set_postfix_str(self, text, refresh=False):
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=refresh)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
 class NetworkModel(SeriesModel):
     """The ICA-INR network: ICA patterns, coordinate MLPs, channel attention, 1D U-Net."""
 
@@ -146,13 +186,12 @@ class NetworkModel(SeriesModel):
 
     def resolve_device(self, device):
         """'auto' -> 'cuda' when a CUDA device is usable, else 'cpu'."""
-        import torch
+        from ..models import cuda_available, require_torch
 
+        require_torch(f"the {self.name} model")
         super().resolve_device(device)
         if device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ICAINRError(None, "--device cuda was asked for but no CUDA device is available")
+            return "cuda" if cuda_available() else "cpu"
         return device
 
     def fit(self, series, mask, budget, cfg, env):
@@ -204,6 +243,7 @@ class NetworkModel(SeriesModel):
             bar = tqdm(total=total_steps,
                        desc=f"fitting {os.path.basename(os.fspath(env.source or 'run'))}",
                        unit="step", dynamic_ncols=True, disable=None, mininterval=1.0)
+        bar = StepClock(bar, total_steps, dev)
         try:
             pretrain_coordinate_mlps(net, coords, maps_t, cfg, generator, bar)
             final_loss = train_network(net, coords, targets, cfg, generator, data_range, bar)
@@ -242,9 +282,9 @@ class NetworkModel(SeriesModel):
         scale = float(part["scale"])
         if not math.isfinite(scale):
             raise ICAINRError(source, "non-finite scale in the header")
-        weights = part["weights"]
-        if not isinstance(weights, list) or len(weights) > 256:
-            raise ICAINRError(source, "the weight manifest is malformed")
+        from .weights import check_manifest
+
+        weights = check_manifest(part["weights"], source)
         return dict(arch, scale=scale, weights=weights)
 
     def decode(self, sections, part, mask, device, source):
@@ -254,6 +294,13 @@ class NetworkModel(SeriesModel):
         from .net import ICAINRNet
         from .weights import decode_state
 
+        from .net import count_parameters
+
+        # decoding work grows with the parameters: a file must pay for them in bytes
+        # (legitimate files hold one or two parameters per byte)
+        if count_parameters(part) > (1 << 20) + 64 * len(sections[TAG]):
+            raise ICAINRError(source, "the network described is larger than its weights "
+                                      "section can hold")
         dev = self.resolve_device(device)
         net = ICAINRNet(part)
         expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
