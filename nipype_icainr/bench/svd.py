@@ -88,8 +88,12 @@ class SVD(Method):
         for j in range(k):
             if (j, bits) not in frames:
                 frames[(j, bits)] = zstd(codes[:, j].tobytes())
+        # One section holds every column's frame (the container allows few sections;
+        # high ranks on long runs need hundreds), their lengths in the header.
+        columns = [frames[(j, bits)] for j in range(k)]
+        header["cl"] = [len(c) for c in columns]
         return pack(header, f["mask_z"], f["mean_z"], lo32.tobytes() + step32.tobytes(),
-                    zstd(_shuffle(v16)), *[frames[(j, bits)] for j in range(k)])
+                    zstd(_shuffle(v16)), b"".join(columns))
 
     def decode(self, payload):
         header, sections = unpack(payload)
@@ -102,7 +106,11 @@ class SVD(Method):
         ranges = np.frombuffer(sections[2], np.float32).astype(np.float64)
         lo, step = ranges[:k], ranges[k:]
         v = _unshuffle(unzstd(sections[3]), np.float16).astype(np.float64).reshape(t, k)
-        codes = np.stack([np.frombuffer(unzstd(c), np.uint8) for c in sections[4:]], axis=1)
+        ends = np.cumsum([0] + [int(c) for c in header["cl"]])
+        if len(ends) != k + 1 or ends[-1] != len(sections[4]):
+            raise ValueError("svd payload column lengths do not match its header")
+        codes = np.stack([np.frombuffer(unzstd(sections[4][a:b]), np.uint8)
+                          for a, b in zip(ends[:-1], ends[1:])], axis=1)
         if codes.shape != (n, k) or mean.shape != (n,) or int(mask.sum()) != n:
             raise ValueError("svd payload sizes do not match its header")
         out = np.zeros(shape, dtype=np.float64)
