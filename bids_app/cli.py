@@ -100,6 +100,7 @@ def main(argv=None):
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     from nipype_icainr.codec.errors import ICAINRError
 
     previous = signal.signal(signal.SIGTERM, _terminate)

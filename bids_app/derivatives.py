@@ -29,11 +29,37 @@ def run_prefix(bold_path):
     return name.split("_bold.")[0]
 
 
+#: what a reader of the derivatives must know first: the data are (usually) lossy
+LOSSY_NOTE = ("Compressed BOLD runs (.icainr). A run compressed to a ratio is lossy: its "
+              "sidecar's LossyImageCompression is \"01\" and CompressionRatio, PSNR and "
+              "SSIM say how close it is; lossless runs say \"00\". icainr-restore "
+              "DERIVATIVES_DIR OUTPUT_DIR rebuilds the NIfTI files and their sidecars.")
+
+
+def write_run_record(output_dir, argv, options, runs, config):
+    """``logs/icainr-bids_<UTC time>_<id>.json``: this invocation's options, runs,
+    configuration and software versions (what fMRIPrep's config file records)."""
+    import datetime
+    import uuid
+
+    from nipype_icainr.provenance import software_versions
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    record = {"command": ["icainr-bids"] + list(argv), "options": options,
+              "runs": [r["relpath"] for r in runs], "configuration": config,
+              "software": software_versions(), "container": container_info(),
+              "started": now.isoformat(timespec="seconds")}
+    name = f"icainr-bids_{now.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}.json"
+    os.makedirs(os.path.join(output_dir, "logs"), exist_ok=True)
+    return write_json_atomic(os.path.join(output_dir, "logs", name), record)
+
+
 def write_dataset_description(output_dir, bids_dir, container=None):
     """``dataset_description.json`` (DatasetType derivative, GeneratedBy) and ``.bidsignore``."""
     desc = {"Name": "nipype-icainr: ICA-INR compressed BOLD runs", "BIDSVersion": "1.10.0",
             "DatasetType": "derivative",
             "GeneratedBy": [{"Name": PIPELINE, "Version": __version__,
+                             "Description": LOSSY_NOTE,
                              "CodeURL": "https://pypi.org/project/nipype-icainr/"}],
             "SourceDatasets": [{"URL": "file://" + os.path.abspath(bids_dir)}],
             "DatasetLinks": {"raw": "file://" + os.path.abspath(bids_dir)}}

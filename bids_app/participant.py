@@ -9,7 +9,7 @@ import yaml
 
 from nipype_icainr.codec.errors import ICAINRError
 
-from .derivatives import write_dataset_description, container_info
+from .derivatives import container_info, write_dataset_description, write_run_record
 from .queries import collect_runs, find_fmriprep_bold, load_layout, read_filter_file
 
 
@@ -133,7 +133,7 @@ def run_participant(args):
         raise ICAINRError(args.config, "no such configuration file")
     from nipype_icainr.codec.config import resolve_config
 
-    resolve_config(args.preset, args.config)  # a bad preset or configuration: refused now
+    config = resolve_config(args.preset, args.config)  # a bad one is refused now
     locks = [acquire_lock(work_dir, "work directory"),
              acquire_lock(output_dir, "output folder")]
 
@@ -172,6 +172,8 @@ def run_participant(args):
 
         os.environ["LOGNAME"] = getpass.getuser()
     write_dataset_description(output_dir, bids_dir, container_info())
+    options = {k: v for k, v in sorted(vars(args).items()) if k != "argv"}
+    write_run_record(output_dir, getattr(args, "argv", []), options, runs, config)
     before = set(glob.glob(os.path.join(crash_dir, "crash-*")))
     t0 = time.perf_counter()
     try:

@@ -63,6 +63,16 @@ def test_derivatives_layout_and_sidecars(app_run):
     desc = json.load(open(out / "dataset_description.json"))
     assert desc["DatasetType"] == "derivative"
     assert desc["GeneratedBy"][0]["Name"] == "nipype-icainr" and desc["GeneratedBy"][0]["Version"]
+    # a reader learns from the dataset itself that the runs are lossy and how to restore them
+    note = desc["GeneratedBy"][0]["Description"]
+    assert "LossyImageCompression" in note and "icainr-restore" in note
+    # every invocation leaves a record of its options, runs and software versions
+    records = sorted((out / "logs").glob("icainr-bids_*.json"))
+    assert records
+    record = json.load(open(records[-1]))
+    assert record["command"][:4] == ["icainr-bids"] + app_run["argv"][:3]
+    assert record["options"]["ratio"] == 60 and record["runs"] == [f"{RUN}_bold.nii.gz"]
+    assert record["software"]["nipype_icainr"] and record["configuration"]["model"] == "factor"
     func = out / "sub-02" / "func"
     side = json.load(open(func / "sub-02_task-oneback_run-1_desc-icainr_bold.json"))
     assert 54 <= side["CompressionRatio"] <= 66
@@ -70,6 +80,8 @@ def test_derivatives_layout_and_sidecars(app_run):
     assert side["SourceFile"] == f"{RUN}_bold.nii.gz"
     assert side["SourceSidecar"] == json.load(open(app_run["bids"] / f"{RUN}_bold.json"))
     assert side["PSNR"] > 30 and side["CodecVersion"]
+    assert side["LossyImageCompression"] == "01" and side["CompressionMode"] == "lossy"
+    assert side["LossyImageCompressionRatio"] == side["CompressionRatio"]
     qc = (func / "sub-02_task-oneback_run-1_desc-icainr_qc.tsv").read_text().splitlines()
     row = dict(zip(qc[0].split("\t"), qc[1].split("\t")))
     assert float(row["fla_mean_abs_dt"]) >= 0 and float(row["fca_mean_abs_dr"]) >= 0
