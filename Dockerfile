@@ -1,9 +1,11 @@
 # nipype-icainr BIDS App:  docker run --rm -v /data:/data:ro -v /out:/out IMAGE /data /out participant
 #
-# CPU image (default):  docker build -t nipype-icainr .
-# CUDA image:           docker build -t nipype-icainr:cuda \
-#                         --build-arg BASE_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04 \
-#                         --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126 .
+# CPU image (default, without PyTorch):  docker build -t nipype-icainr .
+#   (or tools/build_container.sh, which also builds with podman where no registry is reachable)
+# With the network and paper presets (PyTorch), CPU:  --build-arg EXTRAS=network
+# CUDA image:  docker build -t nipype-icainr:cuda --build-arg EXTRAS=network \
+#                --build-arg BASE_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04 \
+#                --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126 .
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
@@ -28,18 +30,24 @@ RUN if ! command -v python3 >/dev/null; then \
     fi && \
     python3 -m venv /opt/venv
 
-# torch first, from the chosen index, so that setup.cfg's range never pulls another build
-RUN pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
+# EXTRAS=network: torch first, from the chosen index (PyPI for its dependencies), so that
+# setup.cfg's range never pulls another build. Without it the image is about half the
+# size and the default, glm and decoding presets (no PyTorch) are what it runs.
+ARG EXTRAS=
+RUN if [ -n "${EXTRAS}" ]; then \
+        pip install --extra-index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"; \
+    fi
 
 WORKDIR /opt/nipype-icainr
 COPY setup.cfg pyproject.toml README.md ./
 COPY nipype_icainr ./nipype_icainr
 COPY workflows ./workflows
 COPY bids_app ./bids_app
-RUN pip install . && \
+RUN pip install ".${EXTRAS:+[${EXTRAS}]}" && \
     useradd --create-home --uid 1000 icainr
 
-ENV ICAINR_CONTAINER_TAG=nipype-icainr:0.1.0
+ARG VERSION
+ENV ICAINR_CONTAINER_TAG=nipype-icainr:${VERSION:-unknown}
 USER 1000
 WORKDIR /tmp
 ENTRYPOINT ["icainr-bids"]
