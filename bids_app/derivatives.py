@@ -132,7 +132,7 @@ class WriteDerivatives(SimpleInterface):
             "Sources": [f"bids:raw:{inp.source_relpath}"],
             "SourceFile": inp.source_relpath, "Space": inp.space,
             "CompressionRatio": codec["ratio"], "CompressionRatioAgainstSourceFile":
-                codec["ratio_disk"], "TargetRatio": inp.target_ratio, "Preset": inp.preset,
+                codec["ratio_disk"], "TargetRatio": inp.target_ratio or None, "Preset": inp.preset,
             "PSNR": values.get("psnr_db"), "SSIM": values.get("ssim"),
             "CodecVersion": codec["software"]["nipype_icainr"], "Software": codec["software"],
             "RepetitionTime": codec["image"]["tr"], "SourceSidecar": meta,

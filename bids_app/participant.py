@@ -117,7 +117,30 @@ def read_plugin(path, nprocs, mem_mb):
     return spec["plugin"], args
 
 
+def target_of(args):
+    """The compression target other than ``--ratio``, checked before anything runs
+    (``None`` for a ratio target)."""
+    if getattr(args, "lossless", False):
+        return {"lossless": True}
+    if getattr(args, "max_error", None) is not None:
+        text = str(args.max_error).strip()
+        try:
+            value = float(text[:-1] if text.endswith("u") else text)
+        except ValueError:
+            value = float("nan")
+        if not value >= 0 or value == float("inf"):
+            raise ICAINRError(None, f"--max-error must be a non-negative number or "
+                                    f"'<number>u', got {args.max_error!r}")
+        return {"max_error": text}
+    if getattr(args, "psnr", None) is not None:
+        if not 0 < args.psnr < 200:
+            raise ICAINRError(None, f"--psnr must be between 0 and 200 dB, got {args.psnr}")
+        return {"psnr": float(args.psnr)}
+    return None
+
+
 def run_participant(args):
+    target = target_of(args)
     bids_dir = os.path.abspath(args.bids_dir)
     output_dir = os.path.abspath(args.output_dir)
     work_dir = os.path.abspath(args.work_dir or "work")
@@ -161,7 +184,7 @@ def run_participant(args):
                              space="MNI" if args.space == "MNI" else "native",
                              fmriprep_files=fmriprep_files, run_fla=run_fla,
                              run_fca=not args.no_fca, save_decompressed=args.save_decompressed,
-                             omp_nthreads=omp)
+                             omp_nthreads=omp, target=target)
     wf.base_dir = work_dir
     crash_dir = os.path.join(output_dir, "logs")
     wf.config["execution"].update({"crashdump_dir": crash_dir, "crashfile_format": "txt",

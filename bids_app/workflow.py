@@ -15,7 +15,7 @@ def _node_name(prefix):
 def init_participant_wf(runs, output_dir, ratio, preset, config_file=None, device="auto",
                         seed=0, space="native", fmriprep_files=None, run_fla=True,
                         run_fca=True, save_decompressed=False, omp_nthreads=1,
-                        name="icainr_participant_wf"):
+                        target=None, name="icainr_participant_wf"):
     """One sub-workflow per run (``workflows.init_icainr_wf``) feeding ``WriteDerivatives``.
 
     ``runs`` come from ``queries.collect_runs``; ``fmriprep_files`` maps a run's
@@ -31,7 +31,8 @@ def init_participant_wf(runs, output_dir, ratio, preset, config_file=None, devic
         run_wf = init_icainr_wf(ratio=ratio, preset=preset, config_file=config_file,
                                 device=device, seed=seed, register=register,
                                 from_fmriprep=from_fmriprep, run_fla=run_fla, run_fca=run_fca,
-                                omp_nthreads=omp_nthreads, name=_node_name(prefix))
+                                omp_nthreads=omp_nthreads, target=target,
+                                name=_node_name(prefix))
         source = fmriprep_files[run["bold"]] if from_fmriprep else run["bold"]
         run_wf.inputs.inputnode.bold_file = source
         if run_fla:
@@ -40,7 +41,7 @@ def init_participant_wf(runs, output_dir, ratio, preset, config_file=None, devic
             output_dir=output_dir, source_file=run["bold"], source_relpath=run["relpath"],
             metadata=json.dumps(run["metadata"], default=str),
             space="native" if space == "native" and not from_fmriprep else "MNI152NLin2009cAsym",
-            target_ratio=ratio, preset=preset if not config_file else "custom"),
+            target_ratio=0.0 if target else ratio, preset=preset if not config_file else "custom"),
             name="ds_" + _node_name(prefix), run_without_submitting=True)
         if run["events"]:
             sink.inputs.events_file = run["events"]

@@ -348,3 +348,22 @@ def test_a_signal_takes_the_workers_down(tmp_path, signame, status):
     assert subprocess.run(argv, capture_output=True, text=True).returncode == 0
     leftovers = [p for p in (tmp_path / "out").rglob("*") if p.name.startswith(".tmp-")]
     assert not leftovers
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--ratio", "50", "--lossless"], "not allowed with argument"),
+    (["--max-error", "abc"], "--max-error must be a non-negative number"),
+    (["--max-error=-1u"], "--max-error must be a non-negative number"),
+    (["--psnr", "0"], "--psnr must be between"),
+])
+def test_compression_targets_are_checked_before_anything_runs(tmp_path, capsys, flags,
+                                                                problem):
+    code = None
+    try:
+        code = cli.main([str(SAMPLE), str(tmp_path / "out"), "participant", "-w",
+                         str(tmp_path / "work"), "--skip-bids-validation"] + flags)
+    except SystemExit as exc:  # argparse's own refusal of two targets
+        code = exc.code
+    text = capsys.readouterr().err.strip()
+    assert code == 2 and problem in text and "Traceback" not in text, text
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()

@@ -96,3 +96,28 @@ def test_report_figures_load_in_headless_chromium(example_run, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     # a page of figures, not a blank page: plenty of non-white pixels with real variation
     assert (pixels < 200).mean() > 0.05 and pixels.std() > 20
+
+
+def test_compress_interface_takes_lossless_and_error_bounded_targets(tmp_path):
+    import nibabel as nib
+
+    from nipype_icainr.interfaces import ICAINRCompress, ICAINRDecompress
+
+    rng = np.random.default_rng(0)
+    data = (1000 + rng.normal(0, 30, (8, 9, 6, 12))).astype(np.int16)
+    src = tmp_path / "run.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), src)
+    for inputs, mode in (({"lossless": True}, "lossless"),
+                         ({"max_error": "2u"}, "error-bounded")):
+        wd = tmp_path / mode
+        wd.mkdir()
+        os.chdir(wd)
+        res = ICAINRCompress(in_file=str(src), **inputs).run()
+        assert res.outputs.mode == mode
+        back = ICAINRDecompress(in_file=res.outputs.out_file).run().outputs.out_file
+        out = np.asanyarray(nib.load(back).dataobj)
+        err = np.abs(out.astype(int) - data.astype(int)).max()
+        bound = 0.0 if mode == "lossless" else 2.0  # scl_slope 1: 2u is 2
+        assert res.outputs.bound == bound and err <= bound
+    with pytest.raises(Exception, match="mutually exclusive|xor"):
+        ICAINRCompress(in_file=str(src), ratio=50, lossless=True).run()

@@ -31,8 +31,24 @@ CITATION = ("Li et al. (2024), A Compact Implicit Neural Representation for Effi
             "of Massive 4D Functional Magnetic Resonance Imaging")
 
 
+def target_text(ratio, target=None):
+    """How the compression target reads in a methods paragraph."""
+    target = target or {}
+    if target.get("lossless"):
+        return "losslessly (the stored voxel values exactly)"
+    if target.get("max_error") is not None:
+        bound = str(target["max_error"])
+        unit = (" stored units" if bound.endswith("u") else " (physical units)")
+        return f"with every voxel value within {bound.rstrip('u')}{unit} of the original"
+    if target.get("psnr") is not None:
+        return (f"to the smallest file whose PSNR inside the brain mask is at least "
+                f"{float(target['psnr']):g} dB")
+    return (f"at a target ratio of {ratio:g} (raw voxel array in its stored data type over "
+            "the compressed file)")
+
+
 def methods_text(ratio, preset, config_file=None, register=False, from_fmriprep=False,
-                 run_fla=True, run_fca=True):
+                 run_fla=True, run_fca=True, target=None):
     """The workflow's methods paragraph (``__desc__``), ready to paste into a paper."""
     from nipype_icainr.codec.config import resolve_config
     from nipype_icainr.provenance import analysis_versions
@@ -52,8 +68,7 @@ def methods_text(ratio, preset, config_file=None, register=False, from_fmriprep=
                      "normalisation composed.")
     desc = cfg.get("description", "").strip()
     steps.append(f"The BOLD series was compressed with nipype-icainr {v['nipype_icainr']} "
-                 f"(ICA-INR, {CITATION}) at a target ratio of {ratio:g} (raw voxel array in "
-                 f"its stored data type over the compressed file), with the "
+                 f"(ICA-INR, {CITATION}) {target_text(ratio, target)}, with the "
                  f"'{cfg.get('name', 'custom')}' configuration" + (f": {desc}" if desc else "")
                  + ".")
     qc_parts = ["PSNR and SSIM inside the brain mask"]
@@ -77,13 +92,17 @@ def methods_text(ratio, preset, config_file=None, register=False, from_fmriprep=
 def init_icainr_wf(ratio=100.0, preset="default", config_file=None, device="auto", seed=0,
                    register=True, from_fmriprep=False, run_fla=True, run_fca=True,
                    atlas="auto", atlas_file=None, omp_nthreads=1, compress_mem_gb=4.0, gpu_plugin_args=None,
-                   name="icainr_wf"):
+                   target=None, name="icainr_wf"):
     """Build the whole per-run workflow.
 
     Parameters
     ----------
     ratio : float
         Target compression ratio (raw array bytes in the stored dtype / file bytes).
+    target : dict, optional
+        Another target instead of ``ratio``: ``{"lossless": True}``,
+        ``{"max_error": E}`` (physical units, or ``"<x>u"`` stored units) or
+        ``{"psnr": P}`` (dB); see ``ICAINRCompress``.
     preset, config_file : str
         Codec preset name, or a YAML configuration.
     device : {"auto", "cpu", "cuda"}
@@ -140,7 +159,7 @@ def init_icainr_wf(ratio=100.0, preset="default", config_file=None, device="auto
 
     wf = pe.Workflow(name=name)
     wf.__desc__ = methods_text(ratio, preset, config_file, register, from_fmriprep, run_fla,
-                               run_fca)
+                               run_fca, target=target)
     inputnode = pe.Node(niu.IdentityInterface(fields=["bold_file", "events_file"]),
                         name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
@@ -148,8 +167,9 @@ def init_icainr_wf(ratio=100.0, preset="default", config_file=None, device="auto
         "ratio", "psnr", "registration_json"]), name="outputnode")
 
     use_gpu = cuda_node(device)
-    compress = pe.Node(ICAINRCompress(ratio=ratio, preset=preset, device=device, seed=seed,
-                                      use_gpu=use_gpu),
+    targets = {k: v for k, v in (target or {}).items() if v not in (None, False)}
+    compress = pe.Node(ICAINRCompress(preset=preset, device=device, seed=seed,
+                                      use_gpu=use_gpu, **(targets or {"ratio": ratio})),
                        name="compress", n_procs=omp_nthreads, mem_gb=compress_mem_gb)
     if config_file:
         compress.inputs.config_file = config_file

@@ -16,8 +16,17 @@ def _stem(path):
 
 class _CompressInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="4D NIfTI to compress")
-    ratio = traits.Float(100.0, usedefault=True, desc="target compression ratio "
-                         "(raw array bytes in the stored dtype / file bytes)")
+    ratio = traits.Float(desc="target compression ratio (raw array bytes in the stored "
+                              "dtype / file bytes); the preset's (100) when no target is set",
+                         xor=["lossless", "max_error", "psnr"])
+    lossless = traits.Bool(desc="the stored array exactly (integers, and float bit patterns)",
+                           xor=["ratio", "max_error", "psnr"])
+    max_error = traits.Either(traits.Float, traits.Str,
+                              desc="every value within this many physical units, or "
+                                   "'<x>u' stored units (e.g. '0.5u')",
+                              xor=["ratio", "lossless", "psnr"])
+    psnr = traits.Float(desc="the smallest file whose masked PSNR is at least this (dB)",
+                        xor=["ratio", "lossless", "max_error"])
     preset = traits.Str("default", usedefault=True,
                         desc="bundled preset: default, decoding, network or paper")
     config_file = File(exists=True, desc="YAML configuration (overrides preset)")
@@ -52,6 +61,9 @@ class _CompressOutputSpec(TraitedSpec):
     fit_seconds = traits.Float(desc="seconds fitting and coding the series model")
     total_seconds = traits.Float(desc="seconds for the whole compression")
     device = traits.Str(desc="device the series model was fitted on")
+    mode = traits.Str(desc="'lossy', 'lossless' or 'error-bounded'")
+    bound = traits.Float(desc="guaranteed maximum absolute error (physical units; 0 for "
+                              "lossless; undefined for lossy files)")
 
 
 class ICAINRCompress(SimpleInterface):
@@ -79,12 +91,21 @@ class ICAINRCompress(SimpleInterface):
 
         out = os.path.join(runtime.cwd, _stem(self.inputs.in_file) + ".icainr")
         config = self.inputs.config_file if isdefined(self.inputs.config_file) else None
-        res = compress(self.inputs.in_file, out, ratio=self.inputs.ratio,
-                       preset=self.inputs.preset, config=config, device=self.inputs.device,
-                       seed=self.inputs.seed, force=True, progress=False, measure=True)
+        def given(name):
+            value = getattr(self.inputs, name)
+            return value if isdefined(value) else None
+
+        res = compress(self.inputs.in_file, out, ratio=given("ratio"),
+                       lossless=bool(given("lossless")), max_error=given("max_error"),
+                       psnr=given("psnr"), preset=self.inputs.preset, config=config,
+                       device=self.inputs.device, seed=self.inputs.seed, force=True,
+                       progress=False, measure=True)
         self._results.update(out_file=out, ratio=res["ratio"], ratio_disk=res["ratio_disk"],
                              psnr=res["psnr"], fit_seconds=res["fit_seconds"],
-                             total_seconds=res["total_seconds"], device=res["device"])
+                             total_seconds=res["total_seconds"], device=res["device"],
+                             mode=res["mode"])
+        if res.get("bound") is not None:
+            self._results["bound"] = float(res["bound"])
         return runtime
 
 
