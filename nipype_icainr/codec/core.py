@@ -190,7 +190,8 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
         sample = io.to_stored_values(data[..., :first], image["dtype"], image["scl_slope"],
                                      image["scl_inter"])
         estimate = lossless.estimate_bytes(sample, image)
-        if estimate is not None and 0.7 * estimate * data.shape[3] / first <= budget_bytes:
+        # the predictive coder lands at about half of fast zstd on real runs
+        if estimate is not None and 0.5 * estimate * data.shape[3] / first <= budget_bytes:
             try:
                 stored = stored_array(data, image, source)
             except ICAINRError:

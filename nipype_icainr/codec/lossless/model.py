@@ -9,8 +9,13 @@ the encoder verifies every value and tightens ``q`` if a rounding would pass E.
 With E = 0 (``--lossless``) integers are coded as they are and floats by their
 bit patterns (as unsigned integers of the same width).
 
-The codes go to the coder of ``coder``; the header entry records how to undo
-all of it.
+Engines: ``"predictive"`` (``predictive``: a closed-loop integer predictive
+coder; integer inputs with E > 0 are coded there directly, kind ``"int-near"``,
+so that residuals rather than pre-quantised values are quantised) for integer
+codes, ``"zstd"`` (``coder``) for float bit patterns, for codes outside the
+predictive range, for incompressible runs and for tiny runs where it is smaller.
+The header entry records how to undo all of it; files written with engine
+``"zstd"`` and kind ``"int-step"`` still decode.
 """
 
 import math
@@ -19,11 +24,14 @@ import numpy as np
 
 from ..errors import ICAINRError
 from ..models import Coded, RunModel
-from . import coder
+from . import coder, predictive
 
 TAG = "LOSS"
 #: code dtypes the decoder accepts
 CODE_DTYPES = ("|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8")
+ENGINES = ("zstd", "predictive")
+#: runs up to this many values try both engines and keep the smaller
+SMALL_RUN = 1 << 16
 
 
 def _narrow(codes):
@@ -84,28 +92,77 @@ class LosslessModel(RunModel):
     sections = (TAG,)
 
     def fit_run(self, stored, image, target, config, env):
-        codes, part = quantise(stored, image, target.max_error)
-        payload = coder.zstd_encode(codes)
-        part.update(engine="zstd", code_dtype=codes.dtype.str,
-                    bound=float(target.max_error))
+        payload, part, codes = self._predictive(stored, image, target.max_error)
+        if payload is None or codes.size <= SMALL_RUN:
+            zcodes, zpart = quantise(stored, image, target.max_error)
+            zpayload = coder.zstd_encode(zcodes)
+            if payload is None or len(zpayload) < len(payload):
+                payload, part, codes = zpayload, dict(zpart, engine="zstd"), zcodes
+        part.update(code_dtype=codes.dtype.str, bound=float(target.max_error))
         return Coded({TAG: payload}, part, final_loss=0.0)
+
+    @staticmethod
+    def _predictive(stored, image, max_error):
+        """``(payload, part, codes)`` of the predictive engine, payload None where it
+        does not apply (float bit patterns, codes too wide) or does not pay
+        (incompressible: larger than the raw codes)."""
+        dtype = np.dtype(image["dtype"])
+        if dtype.kind in "iu":
+            e = 0
+            if max_error > 0:
+                slope = abs(image["scl_slope"]) if image["scl_slope"] is not None else 1.0
+                e = int(math.floor(max_error / slope + 1e-9))
+            codes = stored
+            part = {"kind": "exact", "error_units": 0} if e == 0 else \
+                {"kind": "int-near", "error_units": e}
+        else:
+            codes, part = quantise(stored, image, max_error)
+            e = 0
+        if part["kind"] == "float-bits" or e > predictive.MAX_ERROR or \
+                not predictive.supports(codes):
+            return None, None, codes
+        payload = predictive.encode(codes, e)
+        if len(payload) >= codes.nbytes:
+            return None, None, codes
+        return payload, dict(part, engine="predictive"), codes
 
     def estimate_bytes(self, stored, image):
         """zstd at a fast level over-estimates the level-19 size; good enough to skip."""
         return len(coder.zstd_encode(stored, level=3))
 
     def decode_run(self, sections, part, image, source):
-        codes = coder.zstd_decode(sections[TAG], image["shape"], part["code_dtype"], source)
+        if part["engine"] == "predictive":
+            error = part["error_units"] if part["kind"] == "int-near" else 0
+            codes = predictive.decode(sections[TAG], tuple(image["shape"]), part["code_dtype"],
+                                      source, error)
+            if part["kind"] == "int-near":   # the codes are the stored values, within e
+                return codes.astype(np.dtype(image["dtype"]))
+        else:
+            codes = coder.zstd_decode(sections[TAG], image["shape"], part["code_dtype"],
+                                      source)
         return dequantise(codes, part, image["dtype"])
 
     def validate(self, part, shape, n_voxels, source):
         kind = part["kind"]
-        if kind not in ("exact", "int-step", "float-bits", "float-step"):
+        if kind not in ("exact", "int-step", "int-near", "float-bits", "float-step"):
             raise ICAINRError(source, f"unknown lossless coding {str(kind)[:20]!r}")
-        if part["engine"] != "zstd":
-            raise ICAINRError(source, f"unknown lossless engine {str(part['engine'])[:20]!r}")
+        engine = part["engine"]
+        if engine not in ENGINES:
+            raise ICAINRError(source, f"unknown lossless engine {str(engine)[:20]!r}")
         if part["code_dtype"] not in CODE_DTYPES:
             raise ICAINRError(source, "unsupported lossless code dtype")
+        if engine == "predictive" and kind in ("int-step", "float-bits"):
+            raise ICAINRError(source, "the predictive engine does not code this kind")
+        if kind == "int-near":
+            e = part["error_units"]
+            if engine != "predictive":
+                raise ICAINRError(source, "int-near coding needs the predictive engine")
+            if isinstance(e, bool) or not isinstance(e, int) or \
+                    not 1 <= e <= predictive.MAX_ERROR:
+                raise ICAINRError(source, "the lossless error bound is not a positive integer")
+        if engine == "predictive" and (len(shape) != 4 or any(
+                isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape)):
+            raise ICAINRError(source, "the predictive engine needs a 4-D shape")
         out = dict(part)
         if kind == "int-step":
             q = part["q"]
