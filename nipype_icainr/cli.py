@@ -149,8 +149,10 @@ def _cmd_compress(args):
           f"; {res['ratio_disk']:.1f} against the input file on disk")
     if res["psnr"] is not None:
         ssim = "n/a (an axis under 3 voxels)" if res["ssim"] is None else f"{res['ssim']:.4f}"
-        print(f"  PSNR {res['psnr']:.2f} dB, SSIM {ssim} (brain mask), largest error "
-              f"{res['max_error']:.4g}")
+        if res["ssim"] is not None and res["ssim_volumes"] < res["n_volumes"]:
+            ssim += f" on {res['ssim_volumes']} of {res['n_volumes']} volumes"
+        print(f"  PSNR {res['psnr']:.2f} dB (every volume), SSIM {ssim} (brain mask), "
+              f"largest error {res['max_error']:.4g}")
     print(f"  fit {res['fit_seconds']:.1f} s on {res['device']}, total {res['total_seconds']:.1f} s;"
           f" {res['model']}")
 

@@ -24,7 +24,18 @@ def compression_ratio(raw_bytes, compressed_bytes):
     return float(raw_bytes) / float(compressed_bytes)
 
 
-def _masked(original, decoded, mask):
+def data_range(original, mask):
+    """``max - min`` of ``original`` over the masked voxels and all time points."""
+    original, mask = np.asarray(original), np.asarray(mask, dtype=bool)
+    if original.ndim != 4:
+        vals = original[mask]
+        return float(vals.max() - vals.min())
+    lo = min(float(original[..., t][mask].min()) for t in range(original.shape[3]))
+    hi = max(float(original[..., t][mask].max()) for t in range(original.shape[3]))
+    return hi - lo
+
+
+def _check(original, decoded, mask):
     original = np.asarray(original)
     decoded = np.asarray(decoded)
     if original.shape != decoded.shape:
@@ -34,13 +45,7 @@ def _masked(original, decoded, mask):
         raise ValueError(f"mask shape {mask.shape} does not match {original.shape[:3]}")
     if not mask.any():
         raise ValueError("empty mask")
-    return original[mask].astype(np.float64), decoded[mask].astype(np.float64)
-
-
-def data_range(original, mask):
-    """``max - min`` of ``original`` over the masked voxels and all time points."""
-    vals = np.asarray(original)[np.asarray(mask, dtype=bool)]
-    return float(vals.max() - vals.min())
+    return original, decoded, mask
 
 
 def psnr(original, decoded, mask):
@@ -49,17 +54,40 @@ def psnr(original, decoded, mask):
     ``PSNR = 10 log10(R^2 / MSE)`` with ``MSE`` the mean squared difference over
     every masked voxel and every time point, and ``R`` the original's
     ``max - min`` over the same voxels (see ``data_range``). Returns ``inf`` for
-    identical data.
+    identical data. Computed volume by volume: memory of one volume in float64,
+    whatever the run's length.
     """
-    o, d = _masked(original, decoded, mask)
-    mse = float(np.mean((o - d) ** 2))
-    rng = float(o.max() - o.min())
-    if mse == 0:
+    original, decoded, mask = _check(original, decoded, mask)
+    sse, count, lo, hi = 0.0, 0, np.inf, -np.inf
+    volumes = original.shape[3] if original.ndim == 4 else None
+    for t in range(volumes if volumes is not None else 1):
+        o = (original[..., t] if volumes is not None else original)[mask].astype(np.float64)
+        d = (decoded[..., t] if volumes is not None else decoded)[mask].astype(np.float64)
+        sse += float(np.dot(o - d, o - d))
+        count += o.size
+        lo, hi = min(lo, float(o.min())), max(hi, float(o.max()))
+    if sse == 0:
         return float("inf")
-    return 10.0 * np.log10(rng ** 2 / mse)
+    return 10.0 * np.log10((hi - lo) ** 2 / (sse / count))
 
 
-def ssim(original, decoded, mask, win_size=7):
+def max_abs_error(original, decoded):
+    """The largest ``|original - decoded|`` over every voxel, volume by volume."""
+    original, decoded = np.asarray(original), np.asarray(decoded)
+    if original.ndim != 4:
+        return float(np.abs(original.astype(np.float64) - decoded).max())
+    return max(float(np.abs(original[..., t].astype(np.float64) - decoded[..., t]).max())
+               for t in range(original.shape[3]))
+
+
+def ssim_volumes(n_volumes, limit):
+    """Indices of at most ``limit`` volumes spread evenly over a run (all when shorter)."""
+    if limit is None or n_volumes <= limit:
+        return np.arange(n_volumes)
+    return np.unique(np.linspace(0, n_volumes - 1, int(limit)).round().astype(int))
+
+
+def ssim(original, decoded, mask, win_size=7, volumes=None):
     """Mean structural similarity, 3D per volume, averaged over time.
 
     For each volume, scikit-image's ``structural_similarity`` (7x7x7 uniform
@@ -67,21 +95,21 @@ def ssim(original, decoded, mask, win_size=7):
     outside the mask set to 0 and with ``data_range`` the original's
     ``max - min`` over the mask and all time points; the SSIM map is averaged
     over the masked voxels only, then over volumes. Axes shorter than the
-    window shrink it (odd size, at least 3).
+    window shrink it (odd size, at least 3). ``volumes``: indices of the volumes
+    to average over (default every volume; see ``ssim_volumes``).
     """
     from skimage.metrics import structural_similarity
 
     original = np.asarray(original)
     decoded = np.asarray(decoded)
-    _masked(original, decoded, mask)  # validates shapes
-    mask = np.asarray(mask, dtype=bool)
+    original, decoded, mask = _check(original, decoded, mask)
     rng = data_range(original, mask) or 1.0
     win = min(win_size, *original.shape[:3])
     win = win if win % 2 else win - 1
     if win < 3:
         raise ValueError("each spatial axis needs at least 3 voxels for SSIM")
     scores = []
-    for t in range(original.shape[3]):
+    for t in (range(original.shape[3]) if volumes is None else volumes):
         a = np.where(mask, original[..., t], 0.0).astype(np.float64)
         b = np.where(mask, decoded[..., t], 0.0).astype(np.float64)
         _, smap = structural_similarity(a, b, win_size=win, data_range=rng, full=True)

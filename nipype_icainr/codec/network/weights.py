@@ -10,6 +10,7 @@ One global ``alpha`` is searched by bisection so that the whole file lands on
 the byte budget set by the requested ratio.
 """
 
+import math
 import numpy as np
 
 from ..errors import ICAINRError
@@ -51,6 +52,15 @@ def encode_symbols(symbols):
     return words, {"lo": lo, "hi": hi, "mean": mean, "std": std, "words": int(words.size)}
 
 
+def _finite(value):
+    """A finite real number (a Python int too large for a float is not)."""
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def decode_symbols(words, entry, count, source):
     """Inverse of ``encode_symbols``; ``count`` is the tensor's (validated) size."""
     import constriction
@@ -60,12 +70,12 @@ def decode_symbols(words, entry, count, source):
         raise ICAINRError(source, "a weight tensor has an invalid symbol range")
     if lo == hi:
         return np.full(count, lo, dtype=np.int32)
-    std = float(entry["std"])
-    if not (np.isfinite(std) and 0.0 < std < 1e7 and np.isfinite(entry["mean"])):
+    std, mean = entry["std"], entry["mean"]
+    if not (_finite(std) and _finite(mean) and 0.0 < float(std) < 1e7):
         raise ICAINRError(source, "a weight tensor has an invalid entropy model")
     try:
         coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, np.uint32))
-        symbols = coder.decode(_model(lo, hi, entry["mean"], std), count)
+        symbols = coder.decode(_model(lo, hi, float(mean), float(std)), count)
     except Exception:
         raise ICAINRError(source, "the weight section cannot be decoded") from None
     return np.asarray(symbols, dtype=np.int32)
@@ -97,8 +107,6 @@ ENTRY_FIELDS = {"name": str, "shape": list, "step": float, "lo": int, "hi": int,
 def check_manifest(manifest, source):
     """The weight manifest from an untrusted header: a list of entries, each with exactly
     ``ENTRY_FIELDS`` of the right types, finite numbers and distinct names."""
-    import math
-
     def bad(what):
         return ICAINRError(source, f"the weight manifest is malformed ({what})")
 
@@ -112,7 +120,7 @@ def check_manifest(manifest, source):
             if isinstance(value, bool):
                 raise bad(f"{key} is a boolean")
             if kind is float:
-                if not isinstance(value, (int, float)) or not math.isfinite(value):
+                if not isinstance(value, (int, float)) or not _finite(value):
                     raise bad(f"{key} is not a finite number")
             elif kind is int:
                 if not isinstance(value, int) or abs(value) > 1 << 40:
