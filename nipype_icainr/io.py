@@ -418,6 +418,73 @@ def write_nifti(path, values, header, dtype, slope=None, inter=None, stored=Fals
     return write_atomic(path, data)
 
 
+def nifti_prefix(header, shape, dtype, slope=None, inter=None):
+    """The bytes of a NIfTI file before its voxel data: the header block with ``shape``,
+    ``dtype`` and the scaling, its extensions and the padding up to ``vox_offset``.
+
+    nibabel serialises the header as ``write_nifti`` would (same block, extensions and
+    offset) for a one-voxel image; the block's dimensions are then set to ``shape``.
+    """
+    import nibabel as nib
+
+    dtype = np.dtype(dtype)
+    klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
+    header = header.copy()
+    header.set_data_dtype(dtype)
+    img = klass(np.zeros((1,) * len(shape), dtype=dtype), None, header=header)
+    img.header.set_data_dtype(dtype)
+    blob = bytearray(img.to_bytes())
+    size = img.header.sizeof_hdr
+    out_hdr = type(img.header)(bytes(blob[:size]), endianness=img.header.endianness)
+    out_hdr.set_data_shape(tuple(int(n) for n in shape))
+    # the dimensions and pixdim as nibabel sets them for an image of the whole shape (the
+    # one-voxel image reset pixdim beyond its dimensions)
+    reference = header.copy()
+    if tuple(reference.get_data_shape()) != tuple(int(n) for n in shape):
+        reference.set_data_shape(tuple(int(n) for n in shape))  # as nibabel's image does
+    pixdim = out_hdr["pixdim"].copy()  # pixdim[0] (qfac) as nibabel wrote it
+    pixdim[1:] = reference["pixdim"][1:]
+    out_hdr["dim"] = reference["dim"]
+    out_hdr["pixdim"] = pixdim
+    if slope is not None:
+        out_hdr["scl_slope"] = slope
+        out_hdr["scl_inter"] = inter
+    blob[:size] = out_hdr.binaryblock
+    offset = int(out_hdr["vox_offset"])
+    return bytes(blob[:offset])
+
+
+def write_volumes(path, volumes, desc, source, stored=False):
+    """Write a run volume by volume: ``volumes(t)`` gives volume t (X, Y, Z), physical
+    values (or stored values with ``stored=True``); the 4D array is never held.
+
+    Same bytes as ``write_described`` of the whole run: NIfTI keeps each volume
+    contiguous (x fastest), so the file is the header prefix then the volumes in
+    order, gzipped on the fly for ``.nii.gz`` and written atomically.
+    """
+    shape = desc.get("stored_shape", desc["shape"])
+    dtype = np.dtype(desc["dtype"])
+    slope, inter = desc["scl_slope"], desc["scl_inter"]
+    header = header_from_description(desc, source)
+    prefix = nifti_prefix(header, shape, dtype, slope, inter)
+    data_dtype = dtype.newbyteorder(header.endianness)
+    try:
+        with atomic_output(path) as fh:
+            sink = gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=1, mtime=0) \
+                if os.fspath(path).endswith(".gz") else fh
+            sink.write(prefix)
+            for t in range(int(desc["shape"][3])):
+                vol = volumes(t)
+                vol = np.asarray(vol).astype(dtype, copy=False) if stored else \
+                    to_stored_values(vol, dtype, slope, inter)
+                sink.write(np.asarray(vol, dtype=data_dtype).tobytes(order="F"))
+            if sink is not fh:
+                sink.close()
+    except OSError as exc:
+        raise ICAINRError(path, f"cannot write ({exc.strerror or exc})") from None
+    return os.path.abspath(path)
+
+
 def write_described(path, values, desc, source, stored=False):
     """``write_nifti`` with the header, dtype, scaling and dimensions of a ``describe_image``
     dict (trailing dimensions of length 1 restored)."""

@@ -194,10 +194,11 @@ def decompress(in_file, out_file, device="auto", force=False):
     io.check_output_path(out, force, inputs=[in_file])
     header, sections, block, _ = read_file(in_file)
     rec, hdr = core.decode_parts(header, sections, block, os.fspath(in_file), device)
+    # volume by volume: the decoded 4D array in float64 is never held
     if isinstance(rec, core.StoredReconstruction):  # the stored array itself, bit for bit
-        io.write_described(out, rec.stored, hdr.image, in_file, stored=True)
+        io.write_volumes(out, lambda t: rec.stored[..., t], hdr.image, in_file, stored=True)
     else:
-        io.write_described(out, rec.values(), hdr.image, in_file)
+        io.write_volumes(out, rec.volume, hdr.image, in_file)
     return {"seconds": time.perf_counter() - t0, "shape": list(hdr.image["shape"]),
             "dtype": hdr.image["dtype"]}
 

@@ -51,6 +51,15 @@ class Reconstruction:
     n_timepoints: int
     value_range: list = None
 
+    def volume(self, t):
+        """Volume ``t`` alone, (X, Y, Z) float64: for writing a run volume by volume."""
+        out = np.array(self.mean, dtype=np.float64)
+        if self.approx is not None and self.approx.size:
+            out[self.mask] += self.approx[:, t]
+        if self.value_range is not None:
+            np.clip(out, self.value_range[0], self.value_range[1], out=out)
+        return out
+
     def values(self):
         out = np.empty(self.mean.shape + (self.n_timepoints,), dtype=np.float64)
         out[...] = self.mean[..., None]
