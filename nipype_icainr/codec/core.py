@@ -31,59 +31,12 @@ from . import limits, models
 from .config import stored_config
 from .container import pack, unpack
 from .errors import ICAINRError, OutOfReach
-from .frame import decode_mean_frame, encode_mean_frame, mean_frame_step
+from .frame import (background_multiple, decode_mean_frame, encode_mean_frame,
+                    mean_frame_step, mean_options)
 from .header import header_block, image_record, round_sig, validate_header
+from .reconstruction import Reconstruction, StoredReconstruction  # noqa: F401 (api uses them)
 
 MASK_TAG, MEAN_TAG = "MASK", "MEAN"
-
-
-@dataclass
-class Reconstruction:
-    """What a decoder rebuilds: mean frame plus the model's series inside the mask.
-
-    ``values()`` is the run in physical units, (X, Y, Z, T) float64, clipped to
-    ``value_range`` (the input's, when the file records it).
-    """
-
-    mask: np.ndarray
-    mean: np.ndarray
-    approx: np.ndarray
-    n_timepoints: int
-    value_range: list = None
-
-    def volume(self, t):
-        """Volume ``t`` alone, (X, Y, Z) float64: for writing a run volume by volume."""
-        out = np.array(self.mean, dtype=np.float64)
-        if self.approx is not None and self.approx.size:
-            out[self.mask] += self.approx[:, t]
-        if self.value_range is not None:
-            np.clip(out, self.value_range[0], self.value_range[1], out=out)
-        return out
-
-    def values(self):
-        out = np.empty(self.mean.shape + (self.n_timepoints,), dtype=np.float64)
-        out[...] = self.mean[..., None]
-        if self.approx is not None and self.approx.size:
-            out[self.mask] += self.approx
-        if self.value_range is not None:
-            np.clip(out, self.value_range[0], self.value_range[1], out=out)
-        return out
-
-
-@dataclass
-class StoredReconstruction:
-    """What a whole-run model rebuilds: the stored array itself."""
-
-    stored: np.ndarray
-    image: dict
-
-    @property
-    def mask(self):
-        return np.ones(self.stored.shape[:3], dtype=bool)
-
-    def values(self):
-        return io.from_stored_values(self.stored, self.image["scl_slope"],
-                                     self.image["scl_inter"])
 
 
 @dataclass
@@ -264,42 +217,6 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
     return Encoded(padded(build(coded), data.shape), coded, model,
                    Reconstruction(mask, mean_decoded, coded.approx, data.shape[3], value_range),
                    fit_seconds, dev)
-
-
-def background_multiple(step, rms, noise, config):
-    """The background's step in multiples of the mean step (``background_step``).
-
-    "auto": the largest multiple whose quantisation error (RMS: step / sqrt(12))
-    stays under the series' RMS error, or under the background's own fluctuation
-    in time when that is larger (a mean error below it is lost in the value's
-    own movement).
-    """
-    if config["background_step"] != "auto":
-        return config["background_step"]
-    return float(max(1, min(4096, math.floor(math.sqrt(12.0) * max(rms, noise) / step))))
-
-
-def mean_options(mean, mask, floor, slope, image, noise, n_timepoints):
-    """Mean-frame steps from ``floor`` up by sqrt(2) to 1/4 of the frame's range, each with
-    its bytes and the squared error it adds to the series.
-
-    The bytes are JPEG XL's at effort 3, a few per cent above what the file's
-    effort 7 gives (measured 1-10 % on the corpus), for a tenth of the time.
-    """
-    rng = float(mean.max() - mean.min()) or abs(slope)
-    lo = round_sig(mean.min(), -1)
-    options = []
-    step = floor
-    while True:
-        s = round_sig(step, 1)
-        payload, _, decoded = encode_mean_frame(
-            mean, s, mask, max(1.0, math.floor(math.sqrt(12.0) * noise / s)), lo=lo, effort=3)
-        err = float(np.sum((mean[mask] - decoded[mask]) ** 2)) * n_timepoints
-        options.append(models.MeanOption(step=s, bytes=len(payload), sse=err))
-        if step > rng / 4:
-            break
-        step *= math.sqrt(2.0)
-    return options
 
 
 def _fit_with_mean(data, mean, mask, step, background, value_range, head, block, model,

@@ -1,0 +1,61 @@
+"""What a decoder rebuilds: a series model's run (mean frame plus the masked series) or a
+whole-run model's stored array, readable whole or volume by volume."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import io
+
+
+@dataclass
+class Reconstruction:
+    """What a decoder rebuilds: mean frame plus the model's series inside the mask.
+
+    ``values()`` is the run in physical units, (X, Y, Z, T) float64, clipped to
+    ``value_range`` (the input's, when the file records it).
+    """
+
+    mask: np.ndarray
+    mean: np.ndarray
+    approx: np.ndarray
+    n_timepoints: int
+    value_range: list = None
+
+    def volume(self, t):
+        """Volume ``t`` alone, (X, Y, Z) float64: for writing a run volume by volume."""
+        out = np.array(self.mean, dtype=np.float64)
+        if self.approx is not None and self.approx.size:
+            out[self.mask] += self.approx[:, t]
+        if self.value_range is not None:
+            np.clip(out, self.value_range[0], self.value_range[1], out=out)
+        return out
+
+    def values(self):
+        out = np.empty(self.mean.shape + (self.n_timepoints,), dtype=np.float64)
+        out[...] = self.mean[..., None]
+        if self.approx is not None and self.approx.size:
+            out[self.mask] += self.approx
+        if self.value_range is not None:
+            np.clip(out, self.value_range[0], self.value_range[1], out=out)
+        return out
+
+
+@dataclass
+class StoredReconstruction:
+    """What a whole-run model rebuilds: the stored array itself."""
+
+    stored: np.ndarray
+    image: dict
+
+    @property
+    def mask(self):
+        return np.ones(self.stored.shape[:3], dtype=bool)
+
+    def volume(self, t):
+        return io.from_stored_values(self.stored[..., t], self.image["scl_slope"],
+                                     self.image["scl_inter"])
+
+    def values(self):
+        return io.from_stored_values(self.stored, self.image["scl_slope"],
+                                     self.image["scl_inter"])
