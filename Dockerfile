@@ -43,6 +43,8 @@ COPY setup.cfg pyproject.toml README.md ./
 COPY nipype_icainr ./nipype_icainr
 COPY workflows ./workflows
 COPY bids_app ./bids_app
+# the package itself from this folder (its dependencies' ranges are in setup.cfg)
+# hadolint ignore=DL3013
 RUN pip install ".${EXTRAS:+[${EXTRAS}]}" && \
     useradd --create-home --uid 1000 icainr
 

@@ -140,7 +140,7 @@ def test_probability_tables_are_integer_normalised(monkeypatch):
         seen.append(w)
         return real(weights)
 
-    monkeypatch.setattr(P, "_categorical", spy)
+    monkeypatch.setattr(P.tables, "_categorical", spy)   # patched where _Tables looks it up
     a = _smooth((8, 8, 6, 12), np.int16)
     P.encode(a)
     assert seen
