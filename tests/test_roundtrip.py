@@ -187,3 +187,16 @@ def test_short_runs_compress(tmp_path, n_volumes):
     assert back.shape == values.shape
     mask = compute_mask(values, img.affine)
     assert metrics.psnr(values, back, mask) > 30
+
+
+@pytest.mark.parametrize("target", [42.0, 48.0])
+def test_psnr_target_lands_just_above_the_target_on_a_real_run(tmp_path, target):
+    """``psnr=P`` gives the smallest file whose masked PSNR, measured on the NIfTI as
+    written (rounded to int16), is at least P, and not more than 0.2 dB above it."""
+    from nipype_icainr.codec.api import compress
+
+    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "nipype_icainr", "data", "sample", "studyforrest-slab", "sub-02",
+                          "func", "sub-02_task-oneback_run-1_bold.nii.gz")
+    res = compress(sample, tmp_path / "p.icainr", psnr=target)
+    assert target <= res["psnr"] <= target + 0.2, res["psnr"]

@@ -184,6 +184,7 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
     noise = float(np.median(data[outside].std(axis=-1))) if outside.any() else 0.0
     t_fit = time.perf_counter()
     plan = None
+    sse_cap = max_sse(data, image, target.psnr)
     if config["mean_step"] == "auto" and model.plans_mean and target_bytes is not None:
         # the mean frame's precision is part of the same rate-distortion choice as the
         # model's: offer the model a ladder of mean-frame steps, each with its bytes and
@@ -193,7 +194,7 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
         while True:
             planned = _fit_with_mean(data, mean, mask, None, None, value_range, head, block,
                                      model, target_bytes, n_raw, target, config, env, source,
-                                     options=options, series=exact)
+                                     options=options, series=exact, sse_cap=sse_cap)
             plan = planned.plan
             step = options[plan.option].step
             rms = math.sqrt(plan.error / max(int(mask.sum()) * data.shape[3], 1))
@@ -201,7 +202,8 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
             try:
                 coded, build, mean_decoded = _fit_with_mean(
                     data, mean, mask, step, background, value_range, head, block, model,
-                    target_bytes, n_raw, target, config, env, source, plan=plan)
+                    target_bytes, n_raw, target, config, env, source, plan=plan,
+                    sse_cap=sse_cap)
                 break
             except OutOfReach:
                 # the survey's estimate was a little short: plan again with coarser means
@@ -212,7 +214,7 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
         background = 4.0 if config["background_step"] == "auto" else config["background_step"]
         coded, build, mean_decoded = _fit_with_mean(
             data, mean, mask, step, background, value_range, head, block, model, target_bytes,
-            n_raw, target, config, env, source, plan=plan)
+            n_raw, target, config, env, source, plan=plan, sse_cap=sse_cap)
     fit_seconds = time.perf_counter() - t_fit
     return Encoded(padded(build(coded), data.shape), coded, model,
                    Reconstruction(mask, mean_decoded, coded.approx, data.shape[3], value_range),
@@ -221,7 +223,7 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
 
 def _fit_with_mean(data, mean, mask, step, background, value_range, head, block, model,
                    target_bytes, n_raw, target, config, env, source, options=None,
-                   series=None, plan=None):
+                   series=None, plan=None, sse_cap=None):
     """Code the mean frame at ``step`` (``background`` times coarser outside the mask) and
     fit the model to the series around it: ``(coded, build, decoded mean)``.
 
@@ -247,7 +249,7 @@ def _fit_with_mean(data, mean, mask, step, background, value_range, head, block,
         return pack(header, dict(frame, **coded.sections), block)
 
     budget = models.Budget(target_bytes, n_raw, build, source,
-                           max_sse=max_sse(data, mask, target.psnr), mean_options=options,
+                           max_sse=sse_cap, mean_options=options,
                            plan=plan)
     coded = model.fit(series, mask, budget, config, env)
     if options is not None:
@@ -255,16 +257,25 @@ def _fit_with_mean(data, mean, mask, step, background, value_range, head, block,
     return coded, build, mean_decoded
 
 
-def max_sse(data, mask, psnr):
-    """The squared error over the series (sum) that a PSNR target in the brain mask allows."""
+def max_sse(data, image, psnr):
+    """The squared error over the series (sum) that a PSNR target in the brain mask allows.
+
+    The mask and range are those the measurement uses. Writing to an integer dtype
+    rounds every value to the stored grid, which adds about ``slope^2 / 12`` per value
+    on top of the coding error: that share is kept out of the coder's allowance.
+    """
     if psnr is None:
         return None
     from ..masking import compute_mask as brain_mask
 
-    brain = brain_mask(data, None)
+    brain = brain_mask(data, image["affine"])
     values = data[brain]
     rng = float(values.max() - values.min()) or 1.0
-    return (rng ** 2 / 10 ** (psnr / 10)) * values.size
+    allowed = (rng ** 2 / 10 ** (psnr / 10)) * values.size
+    if np.dtype(image["dtype"]).kind in "iu":
+        slope = abs(image["scl_slope"]) if image["scl_slope"] is not None else 1.0
+        allowed -= min(0.5 * allowed, values.size * slope ** 2 / 12.0)
+    return allowed
 
 
 def encode_run(model, stored, image, config, target, seed=0, source=None):
