@@ -45,12 +45,6 @@ def runs_in(paths):
     return found
 
 
-def shuffle(arr):
-    """Byte shuffle: every value's first byte, then every second byte, ..."""
-    b = np.ascontiguousarray(arr).view(np.uint8).reshape(-1, arr.dtype.itemsize)
-    return np.ascontiguousarray(b.T).tobytes()
-
-
 def timed(fn, *args, **kwargs):
     t = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -59,6 +53,8 @@ def timed(fn, *args, **kwargs):
 
 def zstd19_best(stored):
     import imagecodecs
+
+    from nipype_icainr.codec.lossless.coder import shuffle
 
     layouts = {"x-fastest": np.asfortranarray(stored).tobytes(order="F"),
                "t-fastest shuffled": shuffle(np.ascontiguousarray(stored))}

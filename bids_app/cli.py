@@ -5,6 +5,7 @@ import os
 import sys
 
 from nipype_icainr import __version__
+from nipype_icainr.cli import add_target_arguments
 
 
 def build_parser():
@@ -33,17 +34,7 @@ def build_parser():
                         "license), then compress its MNI-space BOLD")
     g.add_argument("--fs-license-file", metavar="FILE", help="for --run-fmriprep")
     c = p.add_argument_group("codec and QC")
-    t = c.add_mutually_exclusive_group()
-    t.add_argument("--ratio", type=float, default=100.0,
-                   help="target ratio: raw array bytes in the stored dtype / file bytes "
-                        "(default 100)")
-    t.add_argument("--lossless", action="store_true",
-                   help="code every run exactly (icainr-restore gives back the stored values)")
-    t.add_argument("--max-error", metavar="E",
-                   help="every value within E of the input (physical units), or '<x>u' in "
-                        "stored units, e.g. 0.5u")
-    t.add_argument("--psnr", type=float, metavar="DB",
-                   help="the smallest file whose PSNR in the brain mask is at least DB")
+    add_target_arguments(c, ratio_default=100.0)
     c.add_argument("--preset", default="default",
                    help="codec preset: default, decoding (for MVPA), network or paper")
     c.add_argument("--config", metavar="FILE", help="codec YAML configuration")

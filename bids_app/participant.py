@@ -123,15 +123,10 @@ def target_of(args):
     if getattr(args, "lossless", False):
         return {"lossless": True}
     if getattr(args, "max_error", None) is not None:
-        text = str(args.max_error).strip()
-        try:
-            value = float(text[:-1] if text.endswith("u") else text)
-        except ValueError:
-            value = float("nan")
-        if not value >= 0 or value == float("inf"):
-            raise ICAINRError(None, f"--max-error must be a non-negative number or "
-                                    f"'<number>u', got {args.max_error!r}")
-        return {"max_error": text}
+        from nipype_icainr.codec.api import parse_max_error
+
+        parse_max_error(args.max_error)  # refused now, in one line, if it is not a bound
+        return {"max_error": str(args.max_error).strip()}
     if getattr(args, "psnr", None) is not None:
         if not 0 < args.psnr < 200:
             raise ICAINRError(None, f"--psnr must be between 0 and 200 dB, got {args.psnr}")

@@ -53,20 +53,16 @@ def _tag(text):
     return text
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="icainr", description="ICA-INR compression of 4D fMRI (NIfTI <-> .icainr).")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    comp = sub.add_parser("compress", help="NIfTI -> .icainr")
-    comp.add_argument("in_file", metavar="IN", help="4D NIfTI (.nii or .nii.gz)")
-    comp.add_argument("out_file", metavar="OUT.icainr")
-    target = comp.add_mutually_exclusive_group()
-    target.add_argument("--ratio", type=_positive_float, default=None,
+def add_target_arguments(parser, ratio_default=None):
+    """The compression targets, mutually exclusive: ``--ratio``, ``--lossless``,
+    ``--max-error`` and ``--psnr`` (shared by ``icainr compress`` and the BIDS App)."""
+    target = parser.add_mutually_exclusive_group()
+    default = ("the preset's target_ratio, 100" if ratio_default is None
+               else f"{ratio_default:g}")
+    target.add_argument("--ratio", type=_positive_float, default=ratio_default,
                         help="target ratio: raw array bytes (stored dtype) / file bytes "
-                             "(default: the preset's target_ratio, 100); a lossless file "
-                             "when one reaches the ratio")
+                             f"(default: {default}); a lossless file when one reaches "
+                             "the ratio")
     target.add_argument("--lossless", action="store_true",
                         help="the stored array exactly (integers, and the bit patterns of "
                              "floats)")
@@ -76,6 +72,19 @@ def build_parser():
                              "copy would keep, range/65535); e.g. 0.5u")
     target.add_argument("--psnr", type=float, metavar="DB",
                         help="the smallest file whose PSNR in the brain mask is at least DB")
+    return target
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="icainr", description="ICA-INR compression of 4D fMRI (NIfTI <-> .icainr).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    comp = sub.add_parser("compress", help="NIfTI -> .icainr")
+    comp.add_argument("in_file", metavar="IN", help="4D NIfTI (.nii or .nii.gz)")
+    comp.add_argument("out_file", metavar="OUT.icainr")
+    add_target_arguments(comp, ratio_default=None)
     group = comp.add_mutually_exclusive_group()
     group.add_argument("--preset", default="default",
                        help="bundled preset: default (the coded factorization, best PSNR; "

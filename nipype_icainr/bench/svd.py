@@ -27,6 +27,7 @@ grows with ``k``), and the ``b`` with the best PSNR is kept.
 
 import numpy as np
 
+from ..codec.lossless.coder import shuffle, unshuffle
 from .methods import Method, check_array
 from .payload import pack, unpack, unzstd, zstd
 from .search import Choice, OutOfReach, budget_bytes, largest_integer
@@ -57,7 +58,7 @@ class SVD(Method):
         u, s, vt = np.linalg.svd(resid, full_matrices=False)
         out = {"mean16": mean16, "mscale": mscale, "us": u * s, "resid": resid,
                "mask_z": zstd(np.packbits(mask.ravel()).tobytes()),
-               "mean_z": zstd(_shuffle(mean16))}
+               "mean_z": zstd(shuffle(mean16))}
         self._cache = (key, out)
         return out
 
@@ -93,7 +94,7 @@ class SVD(Method):
         columns = [frames[(j, bits)] for j in range(k)]
         header["cl"] = [len(c) for c in columns]
         return pack(header, f["mask_z"], f["mean_z"], lo32.tobytes() + step32.tobytes(),
-                    zstd(_shuffle(v16)), b"".join(columns))
+                    zstd(shuffle(v16)), b"".join(columns))
 
     def decode(self, payload):
         header, sections = unpack(payload)
@@ -102,10 +103,10 @@ class SVD(Method):
         nvox = int(np.prod(shape[:3]))
         mask = np.unpackbits(np.frombuffer(unzstd(sections[0]), np.uint8))[:nvox]
         mask = mask.astype(bool).reshape(shape[:3])
-        mean = _unshuffle(unzstd(sections[1]), np.float16).astype(np.float64) * header["ms"]
+        mean = unshuffle(unzstd(sections[1]), np.float16, n).astype(np.float64) * header["ms"]
         ranges = np.frombuffer(sections[2], np.float32).astype(np.float64)
         lo, step = ranges[:k], ranges[k:]
-        v = _unshuffle(unzstd(sections[3]), np.float16).astype(np.float64).reshape(t, k)
+        v = unshuffle(unzstd(sections[3]), np.float16, t * k).astype(np.float64).reshape(t, k)
         ends = np.cumsum([0] + [int(c) for c in header["cl"]])
         if len(ends) != k + 1 or ends[-1] != len(sections[4]):
             raise ValueError("svd payload column lengths do not match its header")
@@ -144,16 +145,3 @@ class SVD(Method):
         best.note = "per bits: " + "; ".join(f"{c.knob['bits']}b k={c.knob['rank']} "
                                              f"{c.quality:.2f} dB" for c in found)
         return best
-
-
-def _shuffle(arr):
-    """Bytes of ``arr`` grouped by byte position (all low bytes, then all high bytes):
-    the exponent bytes of float16 values then compress well."""
-    a = np.ascontiguousarray(arr).ravel()
-    return a.view(np.uint8).reshape(a.size, a.itemsize).T.tobytes()
-
-
-def _unshuffle(raw, dtype):
-    dtype = np.dtype(dtype)
-    b = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, -1).T
-    return np.ascontiguousarray(b).view(dtype).ravel()

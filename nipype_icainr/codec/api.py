@@ -148,24 +148,31 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
             "max_error": max_err, "target": target.describe()}
 
 
-def physical_error(max_error, data, desc):
-    """A ``--max-error`` value in physical units: a number, or ``"<x>u"`` stored units."""
+def parse_max_error(max_error):
+    """``(x, stored_units)`` of a ``--max-error`` value: a number, or ``"<x>u"`` (x stored
+    units); refused in one line unless x is a finite non-negative number."""
     text = str(max_error).strip()
-    unit = 1.0
-    if text.endswith("u"):
-        text = text[:-1]
-        if np.dtype(desc["dtype"]).kind in "iu":
-            unit = abs(desc["scl_slope"]) if desc["scl_slope"] is not None else 1.0
-        else:  # the precision an int16 copy of the run would keep
-            unit = float(data.max() - data.min()) / 65535.0 or 1.0
+    stored_units = text.endswith("u")
     try:
-        value = float(text) * unit
+        value = float(text[:-1] if stored_units else text)
     except ValueError:
-        raise ICAINRError(None, f"--max-error must be a number or '<number>u', got "
-                                f"{max_error!r}") from None
+        raise ICAINRError(None, f"--max-error must be a non-negative number or "
+                                f"'<number>u', got {max_error!r}") from None
     if not (math.isfinite(value) and value >= 0):
         raise ICAINRError(None, f"--max-error must be a non-negative number, got {max_error!r}")
-    return value
+    return value, stored_units
+
+
+def physical_error(max_error, data, desc):
+    """A ``--max-error`` value in physical units: a number, or ``"<x>u"`` stored units."""
+    value, stored_units = parse_max_error(max_error)
+    if not stored_units:
+        return value
+    if np.dtype(desc["dtype"]).kind in "iu":
+        unit = abs(desc["scl_slope"]) if desc["scl_slope"] is not None else 1.0
+    else:  # the precision an int16 copy of the run would keep
+        unit = float(data.max() - data.min()) / 65535.0 or 1.0
+    return value * unit
 
 
 def decompress(in_file, out_file, device="auto", force=False):
