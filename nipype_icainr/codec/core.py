@@ -165,10 +165,42 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
                     return enc
     model = models.get(config["model"])
     dev = model.resolve_device(device)
-    target_bytes = None if target.ratio is None else n_raw / target.ratio
-
-    # mask and mean frame are coded first: the series model is fitted to what the decoder sees
     mask = series_mask(data, image["affine"])
+    masks = [mask]
+    varying = np.ptp(data, axis=-1) > 0
+    if model.plans_mean and n_raw <= SMALL_RUN_BYTES and not np.array_equal(mask, varying):
+        # a small run's brain mask can cost a fifth of its budget (an irregular mask of a
+        # few hundred voxels): coding every varying voxel instead, with no mask to send,
+        # is the other choice, kept when it comes back closer in the brain mask
+        masks.append(varying)
+    best, failure = None, None
+    for coded_mask in masks:
+        try:
+            enc = _encode_series(data, image, config, target, coded_mask, model, dev, seed,
+                                 progress, measure, source, n_raw)
+        except OutOfReach as exc:
+            failure = failure or exc
+            continue
+        if len(masks) == 1:
+            return enc
+        values = enc.reconstruction.values()
+        error = float(np.sum((values[mask] - data[mask]) ** 2))
+        if best is None or error < best[0]:
+            best = (error, enc)
+    if best is None:
+        raise failure
+    return best[1]
+
+
+#: runs up to this many raw bytes also try coding every varying voxel (``encode``)
+SMALL_RUN_BYTES = 4_000_000
+
+
+def _encode_series(data, image, config, target, mask, model, dev, seed, progress, measure,
+                   source, n_raw):
+    """``encode`` with a series model, coding the series of the voxels in ``mask``."""
+    target_bytes = None if target.ratio is None else n_raw / target.ratio
+    # mask and mean frame are coded first: the series model is fitted to what the decoder sees
     mean = data.mean(axis=-1)
     # the decoder clips to the input's range: a magnitude image stays non-negative
     value_range = [round_sig(data.min(), -1), round_sig(data.max(), 1)]

@@ -26,7 +26,7 @@ from .basis import principal_basis
 from .coding import MAX_COMPONENTS, TRANSFORMS, decode_factors, unpack
 from .context import Checkerboard
 from .quantise import DEAD_ZONE, dequantize
-from .search import choose, fit_to_error, refine, survey
+from .search import fit_to_error, refine, survey_and_choose
 
 TAG = "FACT"
 
@@ -72,11 +72,10 @@ class FactorModel(SeriesModel):
                     fit = refine(series, maps[:, :budget.plan.n_components], available,
                                  board, budget.plan.step, dead_zone=dz)
                 else:
-                    steps, sizes, errs = survey(series, maps, board, available, hint,
-                                                dead_zone=dz)
-                    plan = choose(steps, sizes, errs, available, budget.mean_options,
-                                  config["psnr_slack_db"], config["components"],
-                                  energy=float(np.sum(series ** 2)))
+                    plan, _ = survey_and_choose(
+                        series, maps, board, available, hint, budget.mean_options,
+                        config["psnr_slack_db"], config["components"],
+                        energy=float(np.sum(series ** 2)), dead_zone=dz)
                     if plan is None:
                         raise budget.out_of_reach("header", overhead + 16 + cheapest_mean)
                     if plan.n_components == 0 and not budget.mean_options:

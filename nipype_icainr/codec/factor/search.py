@@ -19,7 +19,7 @@ import numpy as np
 
 from ..models import MeanOption
 from .coding import PARAMS, component_jobs, encode_factors, estimate_bytes, pack
-from .quantise import dequantize, quantize_all, refit, squared_error
+from .quantise import MAX_SYMBOL, dequantize, quantize_all, refit, squared_error
 
 
 @dataclass
@@ -81,14 +81,17 @@ def survey_step(series, maps, step, board, energy, transform="dct", dead_zone=No
 SURVEY_SAMPLE_ABOVE = 2_000_000
 
 
-def survey(series, maps, board, budget, hint=None, n_survey=7, dead_zone=None):
+def survey(series, maps, board, budget, hint=None, n_survey=7, dead_zone=None, logs=None):
     """``(log steps (S,), sizes (S, K), errors (S, K))`` over a range of steps.
 
     Centred on ``hint`` (a step from an earlier fit) when given, else on the
-    step that spreads ``budget`` bytes over every coefficient at ~1.5 bits.
-    Large runs are surveyed on slabs of their slices (``Checkerboard.slabs``)
-    and the sizes and errors scaled up by the voxel count: the survey only
-    chooses K and a first step, which ``refine`` then settles on every voxel.
+    step that spreads ``budget`` bytes over every coefficient at ~1.5 bits;
+    ``logs`` gives the log steps explicitly. Steps below the finest the
+    quantiser uses (``finest_log_step``) are moved up to it: they would all
+    code alike. Large runs are surveyed on slabs of their slices
+    (``Checkerboard.slabs``) and the sizes and errors scaled up by the voxel
+    count: the survey only chooses K and a first step, which ``refine`` then
+    settles on every voxel.
     """
     scale = 1.0
     keep_every = 1
@@ -102,18 +105,66 @@ def survey(series, maps, board, budget, hint=None, n_survey=7, dead_zone=None):
             series, maps, board = series[rows], maps[rows], sub
             budget = budget / scale
     energy = float(np.sum(series ** 2))
-    if hint:
-        logs = math.log(hint) + np.linspace(-1.5, 1.5, 6)
-    else:
-        rms = math.sqrt(float(np.mean(maps ** 2))) or 1.0
-        bits = 8.0 * max(budget, 1.0) / maps.size
-        centre = math.log(rms) - math.log(2.0) * (bits - 1.5)
-        logs = centre + np.linspace(-2.0, 2.0, n_survey)
+    if logs is None:
+        if hint:
+            logs = math.log(hint) + np.linspace(-1.5, 1.5, 6)
+        else:
+            rms = math.sqrt(float(np.mean(maps ** 2))) or 1.0
+            bits = 8.0 * max(budget, 1.0) / maps.size
+            centre = math.log(rms) - math.log(2.0) * (bits - 1.5)
+            logs = centre + np.linspace(-2.0, 2.0, n_survey)
+        floor = finest_log_step(maps)
+        if logs.min() < floor:  # a tiny run's budget spread over few coefficients
+            logs = logs - logs.min() + floor
     table = [(ls,) + tuple(survey_step(series, maps, math.exp(ls), board, energy,
                                        dead_zone=dead_zone))
              for ls in logs]
     return (np.array([t[0] for t in table]), scale * np.array([t[1] for t in table]),
             scale * np.array([t[2] for t in table]))
+
+
+def finest_log_step(maps):
+    """Log of the finest step ``quantize_all`` codes at: the largest map entry at
+    ``MAX_SYMBOL - 1`` steps."""
+    return math.log(max(float(np.abs(maps).max(initial=0.0)) / (MAX_SYMBOL - 1), 1e-30))
+
+
+def survey_and_choose(series, maps, board, budget, hint=None, options=None, psnr_slack_db=0.0,
+                      components="fewest", energy=None, dead_zone=None, max_extensions=3,
+                      n_survey=7):
+    """``survey`` then ``choose``; while the choice sits on an edge of the surveyed
+    steps, survey three more steps beyond that edge and choose again.
+
+    An edge choice means the best point may lie outside the range: at the
+    coarsest step, more components coded more coarsely (or any component at
+    all, where only K = 0 fitted); at the finest, a finer step. Runs whose
+    budget is far from the ~1.5 bits a coefficient the survey is centred on
+    (tiny runs: few voxels, many time points) need this. Returns ``(plan,
+    (steps, sizes, errs))``; the plan is ``None`` when nothing fits.
+    """
+    steps, sizes, errs = survey(series, maps, board, budget, hint, n_survey, dead_zone)
+    floor = finest_log_step(maps)
+    plan = choose(steps, sizes, errs, budget, options, psnr_slack_db, components, energy)
+    for _ in range(max_extensions):
+        spacing = float(np.median(np.diff(np.sort(steps)))) if steps.size > 1 else 0.67
+        if plan is None or math.log(plan.step) >= steps.max() - 1e-9:
+            more = steps.max() + spacing * np.arange(1, 4)
+        elif math.log(plan.step) <= steps.min() + 1e-9 and steps.min() > floor + 1e-9:
+            more = np.maximum(steps.min() - spacing * np.arange(1, 4), floor)
+            more = np.unique(more[more < steps.min()])
+        else:
+            break
+        extra = survey(series, maps, board, budget, dead_zone=dead_zone, logs=more)
+        order = np.argsort(np.concatenate([steps, extra[0]]))
+        steps, sizes, errs = (np.concatenate([a, b])[order]
+                              for a, b in zip((steps, sizes, errs), extra))
+        again = choose(steps, sizes, errs, budget, options, psnr_slack_db, components, energy)
+        if again is None or (plan is not None and again.n_components == plan.n_components
+                             and again.option == plan.option and again.step == plan.step):
+            plan = again if plan is None else plan
+            break
+        plan = again
+    return plan, (steps, sizes, errs)
 
 
 def at_size(steps, sizes, errs, available):
@@ -176,8 +227,9 @@ def fit_to_budget(series, maps, budget, board, psnr_slack_db=0.0, components="fe
     Returns the winning ``code_at_step`` dict, or the smallest attempt when
     nothing fits.
     """
-    steps, sizes, errs = survey(series, maps, board, budget, hint, n_survey, dead_zone)
-    plan = choose(steps, sizes, errs, budget, None, psnr_slack_db, components)
+    plan, (steps, _, _) = survey_and_choose(series, maps, board, budget, hint, None,
+                                            psnr_slack_db, components, dead_zone=dead_zone,
+                                            n_survey=n_survey)
     if plan is None:
         return code_at_step(series, maps[:, :1], math.exp(steps.max()), board,
                             dead_zone=dead_zone)
