@@ -73,8 +73,6 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
         ``total_seconds``, ``device``, ``sections`` (bytes per section),
         ``arch``, ``model`` (one line), ``config`` and ``warnings``.
     """
-    from .. import metrics
-
     t_start = time.perf_counter()
     io.check_output_path(out_file, force, inputs=[in_file])
     cfg = resolve_config(preset, config)
@@ -105,19 +103,7 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
                       progress=progress, measure=measure, source=os.fspath(in_file))
     psnr = ssim = max_err = ssim_at = None
     if measure:
-        from ..masking import compute_mask
-
-        recon = io.as_written(enc.reconstruction.values(), desc["dtype"], desc["scl_slope"],
-                              desc["scl_inter"])  # what decompress will write
-        mask = compute_mask(data, desc["affine"])
-        psnr = metrics.psnr(data, recon, mask)
-        # 3D SSIM needs 3 voxels along every axis (not a single slice); on a long run a
-        # sample of volumes spread over it (SSIM costs ~10x PSNR per volume)
-        ssim_at = metrics.ssim_volumes(data.shape[3], SSIM_VOLUMES)
-        ssim = (metrics.ssim(data, recon, mask, volumes=ssim_at)
-                if min(data.shape[:3]) >= 3 else None)
-        max_err = metrics.max_abs_error(data, recon)
-        del recon
+        psnr, ssim, max_err, ssim_at = measure_streamed(data, enc.reconstruction, desc)
     enc_shape = data.shape
     del data
 
@@ -208,6 +194,47 @@ def decompress(in_file, out_file, device="auto", force=False):
         io.write_volumes(out, rec.volume, hdr.image, in_file)
     return {"seconds": time.perf_counter() - t0, "shape": list(hdr.image["shape"]),
             "dtype": hdr.image["dtype"]}
+
+
+def measure_streamed(data, reconstruction, desc):
+    """PSNR in the brain mask, SSIM and the largest error of what decompress will write.
+
+    Volume by volume: each decoded volume is made (``reconstruction.volume``),
+    put on the stored grid as a NIfTI of it would hold it, compared and
+    dropped, so the decoded run is never held whole. 3D SSIM needs 3 voxels
+    along every axis (not a single slice) and costs ~10x PSNR a volume: it is
+    computed on at most ``SSIM_VOLUMES`` volumes spread over the run, whose
+    decoded volumes are the only ones kept. Returns ``(psnr, ssim or None,
+    max error, indices of the SSIM volumes)``; the same figures as
+    ``metrics.psnr``/``ssim``/``max_abs_error`` on the whole decoded run.
+    """
+    from .. import metrics
+    from ..masking import compute_mask
+
+    mask = compute_mask(data, desc["affine"])
+    n_t = data.shape[3]
+    ssim_at = metrics.ssim_volumes(n_t, SSIM_VOLUMES)
+    with_ssim = min(data.shape[:3]) >= 3
+    kept = {}
+    sse, count, lo, hi, max_err = 0.0, 0, np.inf, -np.inf, 0.0
+    for t in range(n_t):
+        decoded = io.as_written(reconstruction.volume(t), desc["dtype"], desc["scl_slope"],
+                                desc["scl_inter"])
+        original = data[..., t]
+        diff = original[mask] - decoded[mask]
+        sse += float(np.dot(diff, diff))
+        count += diff.size
+        lo, hi = min(lo, float(original[mask].min())), max(hi, float(original[mask].max()))
+        max_err = max(max_err, float(np.abs(original - decoded).max()))
+        if with_ssim and t in ssim_at:
+            kept[t] = decoded
+    psnr = float("inf") if sse == 0 else 10.0 * np.log10((hi - lo) ** 2 / (sse / count))
+    ssim = None
+    if with_ssim:
+        picked = np.stack([kept[t] for t in ssim_at], axis=-1)
+        ssim = metrics.ssim(data[..., ssim_at], picked, mask,
+                             value_range=(hi - lo) or 1.0)
+    return psnr, ssim, max_err, ssim_at
 
 
 def decode_array(in_file, device="auto"):

@@ -97,6 +97,21 @@ def series_mask(data, affine):
     return mask
 
 
+def background_noise(data, outside, chunk=65536):
+    """Median temporal standard deviation of the voxels in ``outside`` (0 when none).
+
+    A block of voxels at a time: the background is most of a preprocessed run's
+    grid, and a copy of it all would be the largest array of the encoder.
+    """
+    where = np.nonzero(outside)
+    if not where[0].size:
+        return 0.0
+    deviations = np.concatenate([
+        data[tuple(w[i:i + chunk] for w in where)].std(axis=-1)
+        for i in range(0, where[0].size, chunk)])
+    return float(np.median(deviations))
+
+
 def stored_array(data, image, source):
     """The stored array behind physical ``data`` (exactly: the run came from it)."""
     stored = io.to_stored_values(data, image["dtype"], image["scl_slope"], image["scl_inter"])
@@ -152,6 +167,7 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
         sample = io.to_stored_values(data[..., :first], image["dtype"], image["scl_slope"],
                                      image["scl_inter"])
         estimate = lossless.estimate_bytes(sample, image)
+        del sample  # up to 64 volumes: not kept through the fit
         # the predictive coder lands at about half of fast zstd on real runs
         if estimate is not None and 0.5 * estimate * data.shape[3] / first <= budget_bytes:
             try:
@@ -213,7 +229,7 @@ def _encode_series(data, image, config, target, mask, model, dev, seed, progress
     step = mean_frame_step(mean, image["dtype"], slope, config["mean_step"])
     outside = ~mask
     # the background's median temporal deviation (0 when it is constant, e.g. padding)
-    noise = float(np.median(data[outside].std(axis=-1))) if outside.any() else 0.0
+    noise = background_noise(data, outside)
     t_fit = time.perf_counter()
     plan = None
     sse_cap = max_sse(data, image, target.psnr)
@@ -222,11 +238,15 @@ def _encode_series(data, image, config, target, mask, model, dev, seed, progress
         # model's: offer the model a ladder of mean-frame steps, each with its bytes and
         # the squared error its quantisation adds, and let it choose (step, K, d) together
         options = mean_options(mean, mask, step, slope, image, noise, data.shape[3])
-        exact = data[mask] - mean[mask][:, None]
         while True:
+            # the series around the exact mean: planned on, then dropped before the fit
+            # makes its own around the coded mean (one copy of the series at a time)
+            exact = data[mask]
+            exact -= mean[mask][:, None]
             planned = _fit_with_mean(data, mean, mask, None, None, value_range, head, block,
                                      model, target_bytes, n_raw, target, config, env, source,
                                      options=options, series=exact, sse_cap=sse_cap)
+            del exact
             plan = planned.plan
             step = options[plan.option].step
             rms = math.sqrt(plan.error / max(int(mask.sum()) * data.shape[3], 1))
@@ -271,7 +291,8 @@ def _fit_with_mean(data, mean, mask, step, background, value_range, head, block,
         step = round_sig(step, 1)
         mean_payload, mean_lo, mean_decoded = encode_mean_frame(
             mean, step, mask, background, lo=round_sig(mean.min(), -1))
-        series = data[mask] - mean_decoded[mask][:, None]  # (N, T)
+        series = data[mask]  # (N, T), a copy: the series around the decoded mean
+        series -= mean_decoded[mask][:, None]
         frame_info = {"n_voxels": int(series.shape[0]), "mean_lo": mean_lo, "mean_step": step,
                       "value_range": value_range}
         frame = {MASK_TAG: io.pack_mask(mask), MEAN_TAG: mean_payload}

@@ -87,7 +87,7 @@ def ssim_volumes(n_volumes, limit):
     return np.unique(np.linspace(0, n_volumes - 1, int(limit)).round().astype(int))
 
 
-def ssim(original, decoded, mask, win_size=7, volumes=None):
+def ssim(original, decoded, mask, win_size=7, volumes=None, value_range=None):
     """Mean structural similarity, 3D per volume, averaged over time.
 
     For each volume, scikit-image's ``structural_similarity`` (7x7x7 uniform
@@ -96,14 +96,16 @@ def ssim(original, decoded, mask, win_size=7, volumes=None):
     ``max - min`` over the mask and all time points; the SSIM map is averaged
     over the masked voxels only, then over volumes. Axes shorter than the
     window shrink it (odd size, at least 3). ``volumes``: indices of the volumes
-    to average over (default every volume; see ``ssim_volumes``).
+    to average over (default every volume; see ``ssim_volumes``). ``value_range``:
+    the ``data_range`` to use when the arrays hold a sample of a run's volumes (the
+    whole run's ``max - min`` over the mask).
     """
     from skimage.metrics import structural_similarity
 
     original = np.asarray(original)
     decoded = np.asarray(decoded)
     original, decoded, mask = _check(original, decoded, mask)
-    rng = data_range(original, mask) or 1.0
+    rng = (data_range(original, mask) or 1.0) if value_range is None else float(value_range)
     win = min(win_size, *original.shape[:3])
     win = win if win % 2 else win - 1
     if win < 3:
