@@ -260,6 +260,30 @@ def load_bold(path):
     ICAINRError
         Not a file, not NIfTI, not 4D, too few volumes, or NaN/Inf values.
     """
+    img, shape = open_bold(path)
+    path = os.fspath(path)
+    from .codec.header import quiet_nibabel
+
+    with quiet_nibabel():
+        try:
+            data = np.asarray(img.dataobj, dtype=np.float64).reshape(shape)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise ICAINRError(path, f"cannot read the voxel data ({first_line(exc)})") from None
+    check_finite(path, data)
+    return img, data
+
+
+def open_bold(path, keep_file_open=False):
+    """Open a 4D NIfTI and check its header, without reading the voxels.
+
+    Returns ``(img, shape)``, the shape (X, Y, Z, T) without trailing singleton
+    dimensions. ``keep_file_open``: nibabel keeps the file open between reads,
+    so that reading the volumes of a ``.nii.gz`` in order decompresses it once
+    (``codec.runs.VolumeRun``). Raises ``ICAINRError`` as ``load_bold`` does,
+    except for NaN/Inf values (``check_finite``, once the voxels are read).
+    """
     import nibabel as nib
 
     path = os.fspath(path)
@@ -269,7 +293,7 @@ def load_bold(path):
 
     with quiet_nibabel():  # nibabel's warnings and logs would print before our one line
         try:
-            img = nib.load(path)
+            img = nib.load(path, keep_file_open=keep_file_open)
         except Exception as exc:  # nibabel raises several types for non-images
             raise ICAINRError(path, f"not a readable NIfTI image ({first_line(exc)})") from None
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
@@ -292,16 +316,14 @@ def load_bold(path):
         if dtype.kind not in "iuf" or dtype.itemsize > 8:
             raise ICAINRError(path, f"unsupported data type {dtype}")
         check_data_size(path, img)
-        try:
-            data = np.asarray(img.dataobj, dtype=np.float64).reshape(shape)
-        except MemoryError:
-            raise
-        except Exception as exc:
-            raise ICAINRError(path, f"cannot read the voxel data ({first_line(exc)})") from None
+    return img, tuple(int(s) for s in shape)
+
+
+def check_finite(path, data):
+    """Refuse NaN and Inf values (in the whole run or in one volume of it)."""
     n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
     if n_bad:
         raise ICAINRError(path, f"contains {n_bad} NaN/Inf values; the codec needs finite data")
-    return img, data
 
 
 #: DEFLATE cannot compress by more than about 1032:1, so a .nii.gz this much smaller

@@ -5,15 +5,17 @@ import warnings
 import numpy as np
 
 
-def compute_mask(data, affine=None):
+def compute_mask(data, affine=None, mean=None):
     """Brain mask from nilearn's ``compute_epi_mask``; all voxels if it finds none.
 
     Parameters
     ----------
-    data : ndarray (X, Y, Z, T)
-        The run in physical units.
+    data : ndarray (X, Y, Z, T) or None
+        The run in physical units (``None`` when ``mean`` is given).
     affine : array (4, 4), optional
         The run's affine (the identity when omitted; the mask does not depend on it).
+    mean : ndarray (X, Y, Z), optional
+        The run's mean over time, when it is known (a run read volume by volume).
 
     Returns
     -------
@@ -30,7 +32,7 @@ def compute_mask(data, affine=None):
     import nibabel as nib
     from nilearn.masking import compute_epi_mask
 
-    mean = data.mean(axis=-1)
+    mean = data.mean(axis=-1) if mean is None else mean
     mean_img = nib.Nifti1Image(mean.astype(np.float32),
                                np.eye(4) if affine is None else np.asarray(affine, float))
     mask = None

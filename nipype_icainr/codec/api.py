@@ -93,19 +93,24 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2 ** 32:
         raise ICAINRError(None, f"--seed must be an integer in [0, 2**32), got {seed!r}")
 
-    img, data = io.load_bold(in_file)
+    if lossless or max_error is not None:  # the whole-run model codes the whole array
+        img, data = io.load_bold(in_file)
+        run = core.ArrayRun(data)
+    else:  # read volume by volume: the run is never held whole in float64
+        img, shape = io.open_bold(in_file, keep_file_open=True)
+        run = core.VolumeRun(img, shape, os.fspath(in_file))
     desc = io.describe_image(img, in_file)
-    n_raw = core.raw_bytes(data.shape, desc["dtype"])
-    bound = None if max_error is None else physical_error(max_error, data, desc)
+    n_raw = core.raw_bytes(run.shape, desc["dtype"])
+    bound = None if max_error is None else physical_error(max_error, run, desc)
     target = core.Target(ratio=ratio, lossless=bool(lossless), max_error=bound,
                          psnr=None if psnr is None else float(psnr))
-    enc = core.encode(data, desc, cfg, target, seed=int(seed), device=device,
+    enc = core.encode(run, desc, cfg, target, seed=int(seed), device=device,
                       progress=progress, measure=measure, source=os.fspath(in_file))
     psnr = ssim = max_err = ssim_at = None
     if measure:
-        psnr, ssim, max_err, ssim_at = measure_streamed(data, enc.reconstruction, desc)
-    enc_shape = data.shape
-    del data
+        psnr, ssim, max_err, ssim_at = measure_streamed(run, enc.reconstruction, desc)
+    enc_shape = run.shape
+    del run
 
     blob = enc.blob
     io.write_atomic(out_file, blob)
@@ -149,15 +154,18 @@ def parse_max_error(max_error):
     return value, stored_units
 
 
-def physical_error(max_error, data, desc):
-    """A ``--max-error`` value in physical units: a number, or ``"<x>u"`` stored units."""
+def physical_error(max_error, run, desc):
+    """A ``--max-error`` value in physical units: a number, or ``"<x>u"`` stored units.
+
+    ``run``: the run (an array or a ``core.ArrayRun``/``VolumeRun``)."""
     value, stored_units = parse_max_error(max_error)
     if not stored_units:
         return value
     if np.dtype(desc["dtype"]).kind in "iu":
         unit = abs(desc["scl_slope"]) if desc["scl_slope"] is not None else 1.0
     else:  # the precision an int16 copy of the run would keep
-        unit = float(data.max() - data.min()) / 65535.0 or 1.0
+        _, low, high = core.as_run(run).stats()
+        unit = float(high.max() - low.min()) / 65535.0 or 1.0
     return value * unit
 
 
@@ -196,7 +204,7 @@ def decompress(in_file, out_file, device="auto", force=False):
             "dtype": hdr.image["dtype"]}
 
 
-def measure_streamed(data, reconstruction, desc):
+def measure_streamed(run, reconstruction, desc):
     """PSNR in the brain mask, SSIM and the largest error of what decompress will write.
 
     Volume by volume: each decoded volume is made (``reconstruction.volume``),
@@ -211,29 +219,30 @@ def measure_streamed(data, reconstruction, desc):
     from .. import metrics
     from ..masking import compute_mask
 
-    mask = compute_mask(data, desc["affine"])
-    n_t = data.shape[3]
+    run = core.as_run(run)
+    mask = compute_mask(None, desc["affine"], mean=run.stats()[0])
+    n_t = run.shape[3]
     ssim_at = metrics.ssim_volumes(n_t, SSIM_VOLUMES)
-    with_ssim = min(data.shape[:3]) >= 3
-    kept = {}
+    with_ssim = min(run.shape[:3]) >= 3
+    kept, originals = {}, {}
     sse, count, lo, hi, max_err = 0.0, 0, np.inf, -np.inf, 0.0
     for t in range(n_t):
         decoded = io.as_written(reconstruction.volume(t), desc["dtype"], desc["scl_slope"],
                                 desc["scl_inter"])
-        original = data[..., t]
+        original = run.volume(t)
         diff = original[mask] - decoded[mask]
         sse += float(np.dot(diff, diff))
         count += diff.size
         lo, hi = min(lo, float(original[mask].min())), max(hi, float(original[mask].max()))
         max_err = max(max_err, float(np.abs(original - decoded).max()))
         if with_ssim and t in ssim_at:
-            kept[t] = decoded
+            kept[t], originals[t] = decoded, original
     psnr = float("inf") if sse == 0 else 10.0 * np.log10((hi - lo) ** 2 / (sse / count))
     ssim = None
     if with_ssim:
-        picked = np.stack([kept[t] for t in ssim_at], axis=-1)
-        ssim = metrics.ssim(data[..., ssim_at], picked, mask,
-                             value_range=(hi - lo) or 1.0)
+        ssim = metrics.ssim(np.stack([originals[t] for t in ssim_at], axis=-1),
+                            np.stack([kept[t] for t in ssim_at], axis=-1), mask,
+                            value_range=(hi - lo) or 1.0)
     return psnr, ssim, max_err, ssim_at
 
 

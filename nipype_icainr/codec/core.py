@@ -35,6 +35,7 @@ from .frame import (background_multiple, decode_mean_frame, encode_mean_frame,
                     mean_frame_step, mean_options)
 from .header import header_block, image_record, round_sig, validate_header
 from .reconstruction import Reconstruction, StoredReconstruction  # noqa: F401 (api uses them)
+from .runs import ArrayRun, VolumeRun
 
 MASK_TAG, MEAN_TAG = "MASK", "MEAN"
 
@@ -83,33 +84,26 @@ def raw_bytes(shape, dtype):
     return int(np.prod(shape)) * np.dtype(dtype).itemsize
 
 
-def series_mask(data, affine):
+def series_mask(run, affine):
     """The voxels whose series a model codes: the brain mask less the constant voxels.
 
     A voxel constant over time (zero padding, an ROI-only run's background)
     is exactly its mean; when the brain mask keeps fewer than 8 varying voxels,
-    every varying voxel is coded.
+    every varying voxel is coded. ``run``: an array (X, Y, Z, T) or a
+    ``runs.ArrayRun``/``VolumeRun``.
     """
-    varying = np.ptp(data, axis=-1) > 0
-    mask = compute_mask(data, affine) & varying
+    run = as_run(run)
+    mean, low, high = run.stats()
+    varying = high > low
+    mask = compute_mask(None, affine, mean=mean) & varying
     if mask.sum() < 8:
         mask = varying
     return mask
 
 
-def background_noise(data, outside, chunk=65536):
-    """Median temporal standard deviation of the voxels in ``outside`` (0 when none).
-
-    A block of voxels at a time: the background is most of a preprocessed run's
-    grid, and a copy of it all would be the largest array of the encoder.
-    """
-    where = np.nonzero(outside)
-    if not where[0].size:
-        return 0.0
-    deviations = np.concatenate([
-        data[tuple(w[i:i + chunk] for w in where)].std(axis=-1)
-        for i in range(0, where[0].size, chunk)])
-    return float(np.median(deviations))
+def as_run(data):
+    """An ``ArrayRun`` of an array; a run source as it is."""
+    return data if isinstance(data, (ArrayRun, VolumeRun)) else ArrayRun(data)
 
 
 def stored_array(data, image, source):
@@ -128,8 +122,9 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
 
     Parameters
     ----------
-    data : ndarray (X, Y, Z, T)
-        The run in physical units (float64).
+    data : ndarray (X, Y, Z, T), or a run source (``runs.ArrayRun``/``VolumeRun``)
+        The run in physical units (float64); a ``VolumeRun`` is read volume by
+        volume and never held whole unless a lossless coding is tried.
     image : dict
         ``nipype_icainr.io.describe_image`` of the run: header, stored dtype,
         scaling, affine.
@@ -150,28 +145,32 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
     -------
     Encoded
     """
-    limits.check_shape([int(s) for s in data.shape], source)
+    run = as_run(data)
+    shape = run.shape
+    limits.check_shape(list(shape), source)
     if not isinstance(target, Target):
-        target = Target(ratio=raw_bytes(data.shape, image["dtype"]) / float(target))
-    n_raw = raw_bytes(data.shape, image["dtype"])
+        target = Target(ratio=raw_bytes(shape, image["dtype"]) / float(target))
+    n_raw = raw_bytes(shape, image["dtype"])
     lossless = models.get(models.LOSSLESS_MODEL)
     if target.lossless or target.max_error is not None:
         run_target = models.RunTarget(max_error=0.0 if target.lossless else target.max_error)
-        return encode_run(lossless, stored_array(data, image, source), image, config,
+        return encode_run(lossless, stored_array(run.array(), image, source), image, config,
                           run_target, seed, source)
     if target.ratio is not None:
         budget_bytes = n_raw / target.ratio
         # a quick estimate from the first volumes; the estimate over-states the lossless
         # size by 10-25 %: a lossless coding is tried when it is near the budget
-        first = min(data.shape[3], 64)
-        sample = io.to_stored_values(data[..., :first], image["dtype"], image["scl_slope"],
-                                     image["scl_inter"])
+        first = min(shape[3], 64)
+        sample = np.empty(shape[:3] + (first,), dtype=np.dtype(image["dtype"]), order="F")
+        for t in range(first):  # volume by volume: one float64 volume at a time
+            sample[..., t] = io.to_stored_values(run.volume(t), image["dtype"],
+                                                 image["scl_slope"], image["scl_inter"])
         estimate = lossless.estimate_bytes(sample, image)
         del sample  # up to 64 volumes: not kept through the fit
         # the predictive coder lands at about half of fast zstd on real runs
-        if estimate is not None and 0.5 * estimate * data.shape[3] / first <= budget_bytes:
+        if estimate is not None and 0.5 * estimate * shape[3] / first <= budget_bytes:
             try:
-                stored = stored_array(data, image, source)
+                stored = stored_array(run.array(), image, source)
             except ICAINRError:
                 stored = None
             if stored is not None:
@@ -179,11 +178,13 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
                                  source)
                 if len(enc.blob) <= budget_bytes:
                     return enc
+                del stored, enc
     model = models.get(config["model"])
     dev = model.resolve_device(device)
-    mask = series_mask(data, image["affine"])
+    mask = series_mask(run, image["affine"])
     masks = [mask]
-    varying = np.ptp(data, axis=-1) > 0
+    _, low, high = run.stats()
+    varying = high > low
     if model.plans_mean and n_raw <= SMALL_RUN_BYTES and not np.array_equal(mask, varying):
         # a small run's brain mask can cost a fifth of its budget (an irregular mask of a
         # few hundred voxels): coding every varying voxel instead, with no mask to send,
@@ -192,7 +193,7 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
     best, failure = None, None
     for coded_mask in masks:
         try:
-            enc = _encode_series(data, image, config, target, coded_mask, model, dev, seed,
+            enc = _encode_series(run, image, config, target, coded_mask, model, dev, seed,
                                  progress, measure, source, n_raw)
         except OutOfReach as exc:
             failure = failure or exc
@@ -200,7 +201,7 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
         if len(masks) == 1:
             return enc
         values = enc.reconstruction.values()
-        error = float(np.sum((values[mask] - data[mask]) ** 2))
+        error = float(np.sum((values[mask] - run.array()[mask]) ** 2))
         if best is None or error < best[0]:
             best = (error, enc)
     if best is None:
@@ -212,14 +213,15 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
 SMALL_RUN_BYTES = 4_000_000
 
 
-def _encode_series(data, image, config, target, mask, model, dev, seed, progress, measure,
+def _encode_series(run, image, config, target, mask, model, dev, seed, progress, measure,
                    source, n_raw):
     """``encode`` with a series model, coding the series of the voxels in ``mask``."""
     target_bytes = None if target.ratio is None else n_raw / target.ratio
+    n_t = run.shape[3]
     # mask and mean frame are coded first: the series model is fitted to what the decoder sees
-    mean = data.mean(axis=-1)
+    mean, low, high = run.stats()
     # the decoder clips to the input's range: a magnitude image stays non-negative
-    value_range = [round_sig(data.min(), -1), round_sig(data.max(), 1)]
+    value_range = [round_sig(low.min(), -1), round_sig(high.max(), 1)]
     slope = image["scl_slope"] if image["scl_slope"] is not None else 1.0
     head = {"software": software_versions(extra=model.packages), "seed": seed, "device": dev,
             "config": stored_config(config), "image": image_record(image)}
@@ -229,31 +231,31 @@ def _encode_series(data, image, config, target, mask, model, dev, seed, progress
     step = mean_frame_step(mean, image["dtype"], slope, config["mean_step"])
     outside = ~mask
     # the background's median temporal deviation (0 when it is constant, e.g. padding)
-    noise = background_noise(data, outside)
+    noise = run.background_noise(outside)
     t_fit = time.perf_counter()
     plan = None
-    sse_cap = max_sse(data, image, target.psnr)
+    sse_cap = max_sse(run, image, target.psnr)
     if config["mean_step"] == "auto" and model.plans_mean and target_bytes is not None:
         # the mean frame's precision is part of the same rate-distortion choice as the
         # model's: offer the model a ladder of mean-frame steps, each with its bytes and
         # the squared error its quantisation adds, and let it choose (step, K, d) together
-        options = mean_options(mean, mask, step, slope, image, noise, data.shape[3])
+        options = mean_options(mean, mask, step, slope, image, noise, n_t)
         while True:
             # the series around the exact mean: planned on, then dropped before the fit
             # makes its own around the coded mean (one copy of the series at a time)
-            exact = data[mask]
+            exact = run.series(mask)
             exact -= mean[mask][:, None]
-            planned = _fit_with_mean(data, mean, mask, None, None, value_range, head, block,
+            planned = _fit_with_mean(run, mean, mask, None, None, value_range, head, block,
                                      model, target_bytes, n_raw, target, config, env, source,
                                      options=options, series=exact, sse_cap=sse_cap)
             del exact
             plan = planned.plan
             step = options[plan.option].step
-            rms = math.sqrt(plan.error / max(int(mask.sum()) * data.shape[3], 1))
+            rms = math.sqrt(plan.error / max(int(mask.sum()) * n_t, 1))
             background = background_multiple(step, rms, noise, config)
             try:
                 coded, build, mean_decoded = _fit_with_mean(
-                    data, mean, mask, step, background, value_range, head, block, model,
+                    run, mean, mask, step, background, value_range, head, block, model,
                     target_bytes, n_raw, target, config, env, source, plan=plan,
                     sse_cap=sse_cap)
                 break
@@ -265,15 +267,15 @@ def _encode_series(data, image, config, target, mask, model, dev, seed, progress
     else:
         background = 4.0 if config["background_step"] == "auto" else config["background_step"]
         coded, build, mean_decoded = _fit_with_mean(
-            data, mean, mask, step, background, value_range, head, block, model, target_bytes,
+            run, mean, mask, step, background, value_range, head, block, model, target_bytes,
             n_raw, target, config, env, source, plan=plan, sse_cap=sse_cap)
     fit_seconds = time.perf_counter() - t_fit
-    return Encoded(padded(build(coded), data.shape), coded, model,
-                   Reconstruction(mask, mean_decoded, coded.approx, data.shape[3], value_range),
+    return Encoded(padded(build(coded), run.shape), coded, model,
+                   Reconstruction(mask, mean_decoded, coded.approx, n_t, value_range),
                    fit_seconds, dev)
 
 
-def _fit_with_mean(data, mean, mask, step, background, value_range, head, block, model,
+def _fit_with_mean(run, mean, mask, step, background, value_range, head, block, model,
                    target_bytes, n_raw, target, config, env, source, options=None,
                    series=None, plan=None, sse_cap=None):
     """Code the mean frame at ``step`` (``background`` times coarser outside the mask) and
@@ -291,7 +293,7 @@ def _fit_with_mean(data, mean, mask, step, background, value_range, head, block,
         step = round_sig(step, 1)
         mean_payload, mean_lo, mean_decoded = encode_mean_frame(
             mean, step, mask, background, lo=round_sig(mean.min(), -1))
-        series = data[mask]  # (N, T), a copy: the series around the decoded mean
+        series = run.series(mask)  # (N, T), a copy: the series around the decoded mean
         series -= mean_decoded[mask][:, None]
         frame_info = {"n_voxels": int(series.shape[0]), "mean_lo": mean_lo, "mean_step": step,
                       "value_range": value_range}
@@ -310,7 +312,7 @@ def _fit_with_mean(data, mean, mask, step, background, value_range, head, block,
     return coded, build, mean_decoded
 
 
-def max_sse(data, image, psnr):
+def max_sse(run, image, psnr):
     """The squared error over the series (sum) that a PSNR target in the brain mask allows.
 
     The mask and range are those the measurement uses. Writing to an integer dtype
@@ -319,15 +321,15 @@ def max_sse(data, image, psnr):
     """
     if psnr is None:
         return None
-    from ..masking import compute_mask as brain_mask
-
-    brain = brain_mask(data, image["affine"])
-    values = data[brain]
-    rng = float(values.max() - values.min()) or 1.0
-    allowed = (rng ** 2 / 10 ** (psnr / 10)) * values.size
+    run = as_run(run)
+    mean, low, high = run.stats()
+    brain = compute_mask(None, image["affine"], mean=mean)
+    rng = float(high[brain].max() - low[brain].min()) or 1.0
+    n_values = int(brain.sum()) * run.shape[3]
+    allowed = (rng ** 2 / 10 ** (psnr / 10)) * n_values
     if np.dtype(image["dtype"]).kind in "iu":
         slope = abs(image["scl_slope"]) if image["scl_slope"] is not None else 1.0
-        allowed -= min(0.5 * allowed, values.size * slope ** 2 / 12.0)
+        allowed -= min(0.5 * allowed, n_values * slope ** 2 / 12.0)
     return allowed
 
 
