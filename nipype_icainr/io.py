@@ -434,10 +434,27 @@ def write_nifti(path, values, header, dtype, slope=None, inter=None, stored=Fals
     data = bytes(blob)
     if os.fspath(path).endswith(".gz"):
         buf = _io.BytesIO()
-        with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=1, mtime=0) as gz:
+        with gzip_writer(buf) as gz:
             gz.write(data)
         data = buf.getvalue()
     return write_atomic(path, data)
+
+
+def gzip_writer(fileobj):
+    """A gzip stream for writing ``.nii.gz`` output.
+
+    python-isal's ``IGzipFile`` (Intel's ISA-L DEFLATE) at level 1: a standard
+    gzip stream, 5x faster than zlib's level 1 and slightly smaller on decoded
+    runs (the studyforrest run decoded, 70 MB: 0.24 s against 0.84-1.19 s on two
+    cores, ``benchmarks/gzip_writers.py``).
+    Two threads (``isal.igzip_threaded``) measured no faster at that size. The
+    standard library's ``gzip`` when isal is missing.
+    """
+    try:
+        from isal import igzip
+    except ImportError:  # pragma: no cover - isal is a dependency; kept for odd installs
+        return gzip.GzipFile(fileobj=fileobj, mode="wb", compresslevel=1, mtime=0)
+    return igzip.IGzipFile(fileobj=fileobj, mode="wb", compresslevel=1, mtime=0)
 
 
 def nifti_prefix(header, shape, dtype, slope=None, inter=None):
@@ -492,8 +509,7 @@ def write_volumes(path, volumes, desc, source, stored=False):
     data_dtype = dtype.newbyteorder(header.endianness)
     try:
         with atomic_output(path) as fh:
-            sink = gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=1, mtime=0) \
-                if os.fspath(path).endswith(".gz") else fh
+            sink = gzip_writer(fh) if os.fspath(path).endswith(".gz") else fh
             sink.write(prefix)
             for t in range(int(desc["shape"][3])):
                 vol = volumes(t)
