@@ -179,7 +179,8 @@ def run_participant(args):
                              space="MNI" if args.space == "MNI" else "native",
                              fmriprep_files=fmriprep_files, run_fla=run_fla,
                              run_fca=not args.no_fca, save_decompressed=args.save_decompressed,
-                             omp_nthreads=omp, target=target)
+                             omp_nthreads=omp, target=target,
+                             mem_gb=args.mem_mb / 1024.0 if args.mem_mb else None)
     wf.base_dir = work_dir
     crash_dir = os.path.join(output_dir, "logs")
     wf.config["execution"].update({"crashdump_dir": crash_dir, "crashfile_format": "txt",

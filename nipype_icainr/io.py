@@ -444,7 +444,7 @@ def gzip_writer(fileobj):
     """A gzip stream for writing ``.nii.gz`` output.
 
     python-isal's ``IGzipFile`` (Intel's ISA-L DEFLATE) at level 1: a standard
-    gzip stream, 5x faster than zlib's level 1 and slightly smaller on decoded
+    gzip stream, 3-5x faster than zlib's level 1 and slightly smaller on decoded
     runs (the studyforrest run decoded, 70 MB: 0.24 s against 0.84-1.19 s on two
     cores, ``benchmarks/gzip_writers.py``).
     Two threads (``isal.igzip_threaded``) measured no faster at that size. The

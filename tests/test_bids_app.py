@@ -368,3 +368,31 @@ def test_compression_targets_are_checked_before_anything_runs(tmp_path, capsys, 
     text = capsys.readouterr().err.strip()
     assert code == 2 and problem in text and "Traceback" not in text, text
     assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()
+
+
+def test_compress_nodes_ask_for_memory_by_run_size(tmp_path):
+    """Each run's compression node asks the scheduler for memory estimated from its header,
+    never more than the budget (``--mem-mb``)."""
+    import nibabel as nib
+    import numpy as np
+
+    from bids_app.workflow import init_participant_wf
+    from nipype_icainr.codec.api import compress_memory_gb
+
+    runs = []
+    for name, shape in (("small", (10, 10, 8, 20)), ("large", (60, 70, 50, 200))):
+        path = tmp_path / f"sub-01_task-{name}_bold.nii"
+        img = nib.Nifti1Image(np.zeros((1, 1, 1, 1), np.int16), np.eye(4))
+        img.header.set_data_shape(shape)
+        with open(path, "wb") as fh:  # header and zeros: no array is built
+            img.header.write_to(fh)
+            fh.truncate(int(img.header["vox_offset"]) + 2 * int(np.prod(shape)))
+        runs.append({"bold": str(path), "relpath": path.name, "metadata": {}, "events": None})
+    small, large = (compress_memory_gb(r["bold"]) for r in runs)
+    assert small < large
+    for limit, expected in ((None, (small, large)), (1.0, (min(small, 1.0), 1.0))):
+        wf = init_participant_wf(runs, str(tmp_path / "out"), ratio=100, preset="default",
+                                 space="native", run_fla=False, run_fca=False, mem_gb=limit)
+        asked = [wf.get_node(f"sub_01_task_{name}_wf.compress").mem_gb
+                 for name in ("small", "large")]
+        assert asked == pytest.approx(list(expected))

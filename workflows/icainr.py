@@ -123,6 +123,9 @@ def init_icainr_wf(ratio=100.0, preset="default", config_file=None, device="auto
     omp_nthreads : int
         Threads per node.
     compress_mem_gb : float
+        The compression node's ``mem_gb`` for the scheduler (MultiProc, SLURM);
+        ``nipype_icainr.codec.api.compress_memory_gb`` estimates it from a run's
+        header (the BIDS App does, per run).
     gpu_plugin_args : dict, optional
         ``plugin_args`` of the compression node when it is a GPU node (default
         ``DEFAULT_GPU_PLUGIN_ARGS``: a GPU request for SLURM and PBS).

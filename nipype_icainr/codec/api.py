@@ -246,6 +246,37 @@ def measure_streamed(run, reconstruction, desc):
     return psnr, ssim, max_err, ssim_at
 
 
+#: what memory estimates assume of a run: the share of its grid in the brain mask (a 2 mm
+#: MNI grid holds the brain in about a quarter of it; a cropped native run in up to half)
+MASK_SHARE = 0.5
+#: GB of an idle interpreter with the codec's libraries imported
+BASE_GB = 0.45
+
+
+def compress_memory_gb(in_file, grid=None, max_components=256):
+    """Peak memory (GB) that ``compress`` at a ratio or PSNR target may need for a run.
+
+    From the NIfTI header alone (no voxel is read). ``grid``: the spatial shape
+    the run will be compressed on instead of its own (a registration to the
+    template first). The phases of a streamed compression, the largest wins:
+    the lossless estimate (64 volumes in the stored dtype, three copies for
+    zstd); the fit (the coded voxels' series kept in float32, two float64
+    copies, and the maps: ``MASK_SHARE`` of the grid); the measurement (32
+    volumes in float64, original and decoded, with the decoded series).
+    Calibrated on ``benchmarks/large_runs.py`` (see the README's memory table);
+    Nipype's scheduler (``mem_gb``) and SLURM requests use it.
+    """
+    img, shape = io.open_bold(in_file)
+    voxels = float(np.prod(grid if grid is not None else shape[:3]))
+    n_t = shape[3]
+    item = img.get_data_dtype().itemsize
+    coded = MASK_SHARE * voxels
+    estimate = voxels * min(n_t, 64) * item * 3
+    fit = coded * n_t * (4 + 8 + 8 + 8) + coded * min(max_components, n_t) * 8 * 4
+    measure = voxels * 32 * 8 * 2 + coded * n_t * (4 + 8)
+    return round(BASE_GB + max(estimate, fit, measure) / 1e9, 2)
+
+
 def decode_array(in_file, device="auto"):
     """Decode an ``.icainr`` file to ``(values float64 (X, Y, Z, T), image description)``."""
     header, sections, block, _ = read_file(in_file)
