@@ -246,35 +246,41 @@ def measure_streamed(run, reconstruction, desc):
     return psnr, ssim, max_err, ssim_at
 
 
-#: what memory estimates assume of a run: the share of its grid in the brain mask (a 2 mm
-#: MNI grid holds the brain in about a quarter of it; a cropped native run in up to half)
-MASK_SHARE = 0.5
 #: GB of an idle interpreter with the codec's libraries imported
 BASE_GB = 0.45
+#: bytes per coded voxel x time point, and per coded voxel x component, at the fit's peak:
+#: fitted to the streamed compressions of benchmarks/large_runs.py (97x115x97x300: 4.5 GB,
+#: 245,626 coded voxels; 91x109x91x1200: 6.6 GB, 205,785 coded voxels)
+PER_SAMPLE, PER_COEFFICIENT = 15.0, 47.0
 
 
-def compress_memory_gb(in_file, grid=None, max_components=256):
+def compress_memory_gb(in_file, grid=None, max_components=256, margin=1.25):
     """Peak memory (GB) that ``compress`` at a ratio or PSNR target may need for a run.
 
-    From the NIfTI header alone (no voxel is read). ``grid``: the spatial shape
-    the run will be compressed on instead of its own (a registration to the
-    template first). The phases of a streamed compression, the largest wins:
-    the lossless estimate (64 volumes in the stored dtype, three copies for
-    zstd); the fit (the coded voxels' series kept in float32, two float64
-    copies, and the maps: ``MASK_SHARE`` of the grid); the measurement (32
-    volumes in float64, original and decoded, with the decoded series).
-    Calibrated on ``benchmarks/large_runs.py`` (see the README's memory table);
-    Nipype's scheduler (``mem_gb``) and SLURM requests use it.
+    Reads the header and the first volume only. The coded voxels are guessed
+    from the brain mask of the first volume (``grid``: the spatial shape the run
+    will be compressed on instead, after a registration to the template, with
+    the same share of it in the brain). The phases of a streamed compression,
+    the largest wins: the lossless estimate (64 volumes in the stored dtype,
+    three copies for zstd, and float64 volumes on the way), the fit
+    (``PER_SAMPLE`` and ``PER_COEFFICIENT`` bytes), the measurement (32 volumes in float64, original and decoded, and
+    the decoded series); times ``margin``. Nipype's scheduler (``mem_gb``) and
+    SLURM requests use it.
     """
+    from ..masking import compute_mask
+
     img, shape = io.open_bold(in_file)
+    first = np.asarray(img.dataobj[(slice(None),) * 3 + (0,) * (len(img.shape) - 3)],
+                       dtype=np.float64).reshape(shape[:3])
+    share = float(compute_mask(None, img.affine, mean=first).mean())
     voxels = float(np.prod(grid if grid is not None else shape[:3]))
     n_t = shape[3]
+    coded = share * voxels
     item = img.get_data_dtype().itemsize
-    coded = MASK_SHARE * voxels
-    estimate = voxels * min(n_t, 64) * item * 3
-    fit = coded * n_t * (4 + 8 + 8 + 8) + coded * min(max_components, n_t) * 8 * 4
+    estimate = voxels * min(n_t, 64) * (item * 3 + 8)
+    fit = coded * n_t * PER_SAMPLE + coded * min(max_components, n_t) * PER_COEFFICIENT
     measure = voxels * 32 * 8 * 2 + coded * n_t * (4 + 8)
-    return round(BASE_GB + max(estimate, fit, measure) / 1e9, 2)
+    return round(BASE_GB + margin * max(estimate, fit, measure) / 1e9, 2)
 
 
 def decode_array(in_file, device="auto"):
