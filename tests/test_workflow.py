@@ -144,11 +144,15 @@ def test_compress_node_is_a_gpu_node_only_with_cuda():
     from workflows import init_icainr_wf
     from workflows.icainr import cuda_node
 
-    wf = init_icainr_wf(device="cpu")
+    wf = init_icainr_wf(device="cpu", compress_mem_gb=6.5)
     node = wf.get_node("compress")
-    assert node.is_gpu_node() is False and node.plugin_args == {}
+    assert node.is_gpu_node() is False and node.mem_gb == 6.5
+    # the memory request reaches batch schedulers, which do not read mem_gb themselves
+    assert node.plugin_args["sbatch_args"] == "--mem=6656M"
+    assert node.plugin_args["qsub_args"] == "-l mem=6656mb"
     wf = init_icainr_wf(device="cuda")
     node = wf.get_node("compress")
     assert node.is_gpu_node() is True
     assert "--gres=gpu:1" in node.plugin_args["sbatch_args"]
+    assert "--mem=" in node.plugin_args["sbatch_args"]
     assert cuda_node("auto") == __import__("torch").cuda.is_available()

@@ -1,5 +1,7 @@
 """``init_icainr_wf``: registration -> compress -> decompress -> QC -> report."""
 
+import math
+
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
@@ -8,6 +10,20 @@ DEFAULT_GPU_PLUGIN_ARGS = {
     "sbatch_args": "--gres=gpu:1",  # SLURM, SLURMGraph
     "qsub_args": "-l gpus=1",       # PBS/Torque; SGE sites usually use -l gpu=1 instead
 }
+
+
+def batch_args(mem_gb, gpu_args=None):
+    """``plugin_args`` of the compression node for batch schedulers: its memory request
+    (SLURM ``--mem``, PBS ``-l mem``) from ``mem_gb``, plus ``gpu_args`` for a GPU node.
+
+    Nipype's SLURM and PBS plugins do not turn ``mem_gb`` into a request; these are
+    appended to the plugin's own ``sbatch_args``/``qsub_args`` (the later request wins).
+    """
+    mb = int(math.ceil(mem_gb * 1024))
+    args = {"sbatch_args": f"--mem={mb}M", "qsub_args": f"-l mem={mb}mb"}
+    for key, value in (gpu_args or {}).items():
+        args[key] = f"{args[key]} {value}" if key in args else value
+    return args
 
 
 def cuda_node(device):
@@ -176,8 +192,9 @@ def init_icainr_wf(ratio=100.0, preset="default", config_file=None, device="auto
                        name="compress", n_procs=omp_nthreads, mem_gb=compress_mem_gb)
     if config_file:
         compress.inputs.config_file = config_file
-    if use_gpu:
-        compress.plugin_args = dict(gpu_plugin_args or DEFAULT_GPU_PLUGIN_ARGS)
+    compress.plugin_args = batch_args(compress_mem_gb,
+                                      (gpu_plugin_args or DEFAULT_GPU_PLUGIN_ARGS)
+                                      if use_gpu else None)
     decompress = pe.Node(ICAINRDecompress(device=device), name="decompress",
                          n_procs=omp_nthreads, mem_gb=2.0)
     report = pe.Node(QCReport(methods=wf.__desc__), name="qc_report", mem_gb=2.0)
