@@ -92,3 +92,19 @@ def test_a_nan_in_a_streamed_run_is_refused_before_anything_is_written(tmp_path)
     with pytest.raises(ICAINRError, match="2 NaN/Inf values"):
         compress(str(src), str(out), ratio=10)
     assert not out.exists()
+
+
+def test_a_run_too_large_for_the_memory_is_refused_up_front(run_file, tmp_path, monkeypatch):
+    from nipype_icainr import compress
+    from nipype_icainr.codec import api
+    from nipype_icainr.codec.errors import ICAINRError
+
+    need = api.compress_memory_gb(run_file, margin=1.0)
+    monkeypatch.setattr(api, "available_memory_gb", lambda: need / 2)
+    out = tmp_path / "x.icainr"
+    with pytest.raises(ICAINRError, match=r"needs about .* GB of memory"):
+        compress(run_file, str(out), ratio=10)
+    assert not out.exists()
+    monkeypatch.setattr(api, "available_memory_gb", lambda: need * 2)
+    compress(run_file, str(out), ratio=10)
+    assert out.exists()

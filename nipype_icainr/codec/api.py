@@ -98,6 +98,7 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
         run = core.ArrayRun(data)
     else:  # read volume by volume: the run is never held whole in float64
         img, shape = io.open_bold(in_file, keep_file_open=True)
+        check_memory(in_file, cfg)
         run = core.VolumeRun(img, shape, os.fspath(in_file))
     desc = io.describe_image(img, in_file)
     n_raw = core.raw_bytes(run.shape, desc["dtype"])
@@ -281,6 +282,33 @@ def compress_memory_gb(in_file, grid=None, max_components=256, margin=1.25):
     fit = coded * n_t * PER_SAMPLE + coded * min(max_components, n_t) * PER_COEFFICIENT
     measure = voxels * 32 * 8 * 2 + coded * n_t * (4 + 8)
     return round(BASE_GB + margin * max(estimate, fit, measure) / 1e9, 2)
+
+
+def available_memory_gb():
+    """MemAvailable of /proc/meminfo in GB; ``None`` where the system does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024 ** 2
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(in_file, config):
+    """Refuse up front a run whose compression would not fit in the memory available
+    (``compress_memory_gb`` without its safety margin): one line naming both figures,
+    rather than running out of memory after minutes of work."""
+    available = available_memory_gb()
+    if available is None or config.get("model") != "factor":
+        return
+    need = compress_memory_gb(in_file, max_components=config.get("max_components", 256),
+                              margin=1.0)
+    if need > available:
+        raise ICAINRError(in_file, f"compressing this run needs about {need:.1f} GB of memory "
+                                   f"and {available:.1f} GB is available; use a machine with "
+                                   "more memory, or a lower max_components in a --config file")
 
 
 def decode_array(in_file, device="auto"):
