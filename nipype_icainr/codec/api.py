@@ -264,10 +264,16 @@ def compress_memory_gb(in_file, grid=None, max_components=256, margin=1.25):
     the same share of it in the brain). The phases of a streamed compression,
     the largest wins: the lossless estimate (64 volumes in the stored dtype,
     three copies for zstd, and float64 volumes on the way), the fit
-    (``PER_SAMPLE`` and ``PER_COEFFICIENT`` bytes), the measurement (32 volumes in float64, original and decoded, and
-    the decoded series); times ``margin``. Nipype's scheduler (``mem_gb``) and
-    SLURM requests use it.
+    (``PER_SAMPLE`` and ``PER_COEFFICIENT`` bytes), the measurement (32 volumes
+    in float64, original and decoded, and the decoded series); times
+    ``margin``. Nipype's scheduler (``mem_gb``) and SLURM requests use it.
     """
+    return _memory_gb(_run_size(in_file, grid), max_components, margin)
+
+
+def _run_size(in_file, grid=None):
+    """``(voxels, time points, stored bytes a value, coded voxels)`` guessed from the header
+    and the first volume's brain mask."""
     from ..masking import compute_mask
 
     img, shape = io.open_bold(in_file)
@@ -275,9 +281,11 @@ def compress_memory_gb(in_file, grid=None, max_components=256, margin=1.25):
                        dtype=np.float64).reshape(shape[:3])
     share = float(compute_mask(None, img.affine, mean=first).mean())
     voxels = float(np.prod(grid if grid is not None else shape[:3]))
-    n_t = shape[3]
-    coded = share * voxels
-    item = img.get_data_dtype().itemsize
+    return voxels, shape[3], img.get_data_dtype().itemsize, share * voxels
+
+
+def _memory_gb(size, max_components, margin):
+    voxels, n_t, item, coded = size
     estimate = voxels * min(n_t, 64) * (item * 3 + 8)
     fit = coded * n_t * PER_SAMPLE + coded * min(max_components, n_t) * PER_COEFFICIENT
     measure = voxels * 32 * 8 * 2 + coded * n_t * (4 + 8)
@@ -298,17 +306,23 @@ def available_memory_gb():
 
 def check_memory(in_file, config):
     """Refuse up front a run whose compression would not fit in the memory available
-    (``compress_memory_gb`` without its safety margin): one line naming both figures,
-    rather than running out of memory after minutes of work."""
+    (``compress_memory_gb`` without its safety margin): one line naming both figures and
+    the largest ``max_components`` that would fit, rather than running out of memory
+    after minutes of work."""
     available = available_memory_gb()
     if available is None or config.get("model") != "factor":
         return
-    need = compress_memory_gb(in_file, max_components=config.get("max_components", 256),
-                              margin=1.0)
-    if need > available:
-        raise ICAINRError(in_file, f"compressing this run needs about {need:.1f} GB of memory "
-                                   f"and {available:.1f} GB is available; use a machine with "
-                                   "more memory, or a lower max_components in a --config file")
+    size = _run_size(in_file)
+    k_max = config.get("max_components", 256)
+    need = _memory_gb(size, k_max, 1.0)
+    if need <= available:
+        return
+    fits = [k for k in (128, 96, 64, 48, 32, 16, 8) if k < k_max and
+            _memory_gb(size, k, 1.0) <= available]
+    advice = (f"a --config file with 'max_components: {fits[0]}'" if fits else
+              "a machine with more memory")
+    raise ICAINRError(in_file, f"compressing this run needs about {need:.1f} GB of memory and "
+                               f"{available:.1f} GB is available; use {advice}")
 
 
 def decode_array(in_file, device="auto"):
