@@ -116,11 +116,37 @@ def survey(series, maps, board, budget, hint=None, n_survey=7, dead_zone=None, l
         floor = finest_log_step(maps)
         if logs.min() < floor:  # a tiny run's budget spread over few coefficients
             logs = logs - logs.min() + floor
-    table = [(ls,) + tuple(survey_step(series, maps, math.exp(ls), board, energy,
-                                       dead_zone=dead_zone))
-             for ls in logs]
+    table = survey_steps(series, maps, logs, board, energy, dead_zone)
     return (np.array([t[0] for t in table]), scale * np.array([t[1] for t in table]),
             scale * np.array([t[2] for t in table]))
+
+
+#: the survey's steps run in two threads when each step's maps are at most this many
+#: coefficients (studyforrest's sampled 3.8 million: fit 9.7 -> 8.6 s, mean of two runs);
+#: above it two steps' working copies at once would raise the peak memory of large runs
+THREADED_SURVEY_UP_TO = 8_000_000
+
+
+def survey_steps(series, maps, logs, board, energy, dead_zone=None):
+    """``[(log step, sizes, errors)]`` of ``survey_step`` at each of ``logs``.
+
+    The steps are independent, and numpy releases the GIL in the products and
+    the context gathering: on two or more cores, and for maps of at most
+    ``THREADED_SURVEY_UP_TO`` coefficients, two steps run at once. Each step's
+    result does not depend on the others', so the output is the same.
+    """
+    import os
+
+    def one(ls):
+        return (ls,) + tuple(survey_step(series, maps, math.exp(ls), board, energy,
+                                         dead_zone=dead_zone))
+
+    if (os.cpu_count() or 1) < 2 or len(logs) < 2 or maps.size > THREADED_SURVEY_UP_TO:
+        return [one(ls) for ls in logs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(one, logs))
 
 
 def finest_log_step(maps):
@@ -293,9 +319,7 @@ def fit_to_error(series, maps, max_sse, board, hint=None, n_survey=7, dead_zone=
     mse = max_sse / series.size
     centre = math.log(hint) if hint else math.log(math.sqrt(12.0 * mse) * 2.0)
     logs = centre + np.linspace(-2.0, 2.0, n_survey)
-    table = [(ls,) + tuple(survey_step(series, maps, math.exp(ls), board, energy,
-                                       dead_zone=dead_zone))
-             for ls in logs]
+    table = survey_steps(series, maps, logs, board, energy, dead_zone)
     steps = np.array([t[0] for t in table])
     sizes = np.array([t[1] for t in table])
     errs = np.array([t[2] for t in table])
