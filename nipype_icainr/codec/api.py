@@ -285,9 +285,15 @@ def _run_size(in_file, grid=None):
 
 
 def _memory_gb(size, max_components, margin):
+    from .factor.search import SURVEY_SAMPLE_ABOVE, THREADED_SURVEY_UP_TO
+
     voxels, n_t, item, coded = size
     estimate = voxels * min(n_t, 64) * (item * 3 + 8)
-    fit = coded * n_t * PER_SAMPLE + coded * min(max_components, n_t) * PER_COEFFICIENT
+    coefficients = coded * min(max_components, n_t)
+    fit = coded * n_t * PER_SAMPLE + coefficients * PER_COEFFICIENT
+    surveyed = coefficients / 2 if coefficients > SURVEY_SAMPLE_ABOVE else coefficients
+    if surveyed <= THREADED_SURVEY_UP_TO:  # two survey steps' working copies at once
+        fit += surveyed * PER_COEFFICIENT
     measure = voxels * 32 * 8 * 2 + coded * n_t * (4 + 8)
     return round(BASE_GB + margin * max(estimate, fit, measure) / 1e9, 2)
 
