@@ -97,7 +97,7 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
         img, data = io.load_bold(in_file)
         run = core.ArrayRun(data)
     else:  # read volume by volume: the run is never held whole in float64
-        img, shape = io.open_bold(in_file, keep_file_open=True)
+        img, shape = io.open_bold_for_reading(in_file)
         check_memory(in_file, cfg)
         run = core.VolumeRun(img, shape, os.fspath(in_file))
     desc = io.describe_image(img, in_file)
