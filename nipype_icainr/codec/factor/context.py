@@ -36,8 +36,7 @@ class Checkerboard:
         self.valid = self.neighbours >= 0
         self.count = np.maximum(self.valid.sum(axis=1), 1).astype(np.float64)
         self.n_voxels = int(mask.sum())
-        # neighbours outside the mask point at one extra zero appended to a column
-        self._gather = np.where(self.valid, self.neighbours, self.n_voxels)
+        self._adjacency = None
 
     def slabs(self, keep_every):
         """A checkerboard of every ``keep_every``-th pair of axial slices, and the rows of
@@ -49,37 +48,46 @@ class Checkerboard:
         rows = np.flatnonzero(keep_z[np.argwhere(self.mask)[:, 2]])
         return Checkerboard(sub), rows
 
+    @property
+    def adjacency(self):
+        """(n_odd, N) sparse 0/1 matrix: row i marks odd voxel i's in-mask neighbours."""
+        if self._adjacency is None:
+            from scipy import sparse
+
+            rows = np.repeat(np.arange(self.odd.size), self.neighbours.shape[1])
+            cols = self.neighbours.ravel()
+            keep = cols >= 0
+            self._adjacency = sparse.csr_matrix(
+                (np.ones(int(keep.sum())), (rows[keep], cols[keep])),
+                shape=(self.odd.size, self.n_voxels))
+        return self._adjacency
+
     def context(self, column):
         """``(mean, mean |.|)`` of each odd voxel's neighbours in an int column.
 
         Integer sums (exact), one float division: encoder and decoder agree bit for bit.
         """
-        padded = np.zeros(column.size + 1, dtype=np.int64)
-        padded[:-1] = column
-        vals = padded[self._gather]
-        return vals.sum(axis=1) / self.count, np.abs(vals).sum(axis=1) / self.count
+        pred, ctx = self.contexts(np.asarray(column).reshape(-1, 1))
+        return pred[:, 0], ctx[:, 0]
 
     def contexts(self, q_maps, block=64):
         """``context`` of every column of ``q_maps`` (N x K) at once: (n_odd, K) each.
 
-        The same integer sums and division as ``context``, column blocks at a
-        time (bounded memory), so the values are identical.
+        The neighbour sums are one sparse product (``adjacency``) in float64,
+        exact for these integers (at most six terms of at most 2^20), then one
+        division by the neighbour count; column blocks at a time (bounded
+        memory). The values are the same integer sums and division whether a
+        column is gathered alone (the decoder) or with others (the encoder).
         """
         n_odd, k = self.odd.size, q_maps.shape[1]
         pred = np.empty((n_odd, k))
         ctx = np.empty((n_odd, k))
         count = self.count[:, None]
+        adjacency = self.adjacency
         for start in range(0, k, block):
-            cols = np.ascontiguousarray(q_maps[:, start:start + block], dtype=np.int32)
-            total = np.zeros((n_odd, cols.shape[1]), dtype=np.int64)
-            magnitude = np.zeros_like(total)
-            for j in range(self.neighbours.shape[1]):
-                valid = self.valid[:, j]
-                vals = cols[self.neighbours[valid, j]]
-                total[valid] += vals
-                magnitude[valid] += np.abs(vals)
-            pred[:, start:start + block] = total / count
-            ctx[:, start:start + block] = magnitude / count
+            cols = np.asarray(q_maps[:, start:start + block], dtype=np.float64)
+            np.divide(adjacency @ cols, count, out=pred[:, start:start + block])
+            np.divide(adjacency @ np.abs(cols), count, out=ctx[:, start:start + block])
         return pred, ctx
 
 
@@ -111,18 +119,18 @@ class Activity:
 def activities(q_maps):
     """``Activity.value()`` before each component of ``q_maps`` (N x K): an (N, K) array.
 
-    The terms are added in the same order as ``Activity.add`` does, so the
-    values are identical to the decoder's.
+    The terms are added in the same order as ``Activity.add`` does (a running
+    sum along the components), so the values are identical to the decoder's.
     """
     n, k = q_maps.shape
     out = np.zeros((n, k))
-    acc = np.zeros(n)
-    for c in range(k):
-        if c:
-            out[:, c] = np.sqrt(acc / c)
-        sq = q_maps[:, c].astype(np.int64) ** 2
-        mean_sq = int(sq.sum()) / n
-        if mean_sq > 0:
-            acc += sq / mean_sq
+    if k < 2:
+        return out
+    sq = q_maps[:, :k - 1].astype(np.int64) ** 2
+    mean_sq = sq.sum(axis=0) / n  # exact integer sums divided once, as in Activity.add
+    terms = np.zeros(sq.shape)
+    used = mean_sq > 0
+    terms[:, used] = sq[:, used] / mean_sq[used]
+    acc = np.cumsum(terms, axis=1)  # acc[:, c] = sum of the terms of columns 0..c, in order
+    np.sqrt(acc / np.arange(1, k), out=out[:, 1:])
     return out
-
