@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..errors import ICAINRError
-from .context import Activity, activities
+from .context import Activity, activity_rows
 from .quantise import MAX_SYMBOL
 
 MAX_COMPONENTS = 256
@@ -67,12 +67,15 @@ def _laplace(lo, hi):
 def _line(target, features):
     """Least-squares ``target ~ c0 + sum c_i features_i`` with c_i >= 0 (then refitted).
 
-    Solved through the normal equations of the one to three columns (the
-    design's few inner products; no N x 3 matrix).
+    Solved through the normal equations of the one to three columns (one small
+    product of the stacked columns; no N x 3 design copied around).
     """
-    cols = [np.ones(target.size)] + [np.asarray(f, np.float64) for f in features]
-    gram = np.array([[float(a @ b) for b in cols] for a in cols])
-    rhs = np.array([float(a @ target) for a in cols])
+    cols = np.empty((len(features) + 1, target.size))
+    cols[0] = 1.0
+    for row, f in zip(cols[1:], features):
+        row[:] = f
+    gram = cols @ cols.T
+    rhs = cols @ target
     keep = list(range(len(cols)))
     coef = np.zeros(len(cols))
     while True:  # drop negative slopes and refit the rest until none is left
@@ -89,10 +92,11 @@ def _line(target, features):
 
 
 def _scales(c0, slopes, features):
-    out = np.float64(c0)
+    out = np.full(features[0].shape, np.float64(c0))
     for c, f in zip(slopes, features):
-        out = out + np.float64(c) * f
-    return np.maximum(out, MIN_SCALE)
+        if c:
+            out += np.float64(c) * f
+    return np.maximum(out, MIN_SCALE, out=out)
 
 
 def component_jobs(q_maps, q_patterns, steps, board, transform="dct"):
@@ -109,27 +113,35 @@ def component_jobs(q_maps, q_patterns, steps, board, transform="dct"):
     ranges = np.zeros((k, 4), dtype=np.int32)
     edges = pattern_bands(q_patterns.shape[1])
     bands = np.zeros((k, len(edges) - 1), dtype=np.uint8) if dct else None
-    # every component's contexts at once: the same values the decoder computes in turn
-    acts = activities(q_maps)
-    preds, ctxs = board.contexts(q_maps)
+    # one row per component, its even voxels first then its odd ones (contiguous
+    # slices rather than a gather per component); the contexts are those the
+    # decoder computes in turn, for every component at once
+    n_even = board.even.size
+    order = np.concatenate([board.even, board.odd])
+    rows = np.ascontiguousarray(q_maps.T)
+    acts = np.take(activity_rows(rows), order, axis=1)
+    symbols = np.take(rows, order, axis=1)
+    lows, highs = (rows.min(axis=1), rows.max(axis=1)) if rows.shape[1] else \
+        (np.zeros(k, np.int32), np.zeros(k, np.int32))
+    del rows
+    preds, ctxs = (np.ascontiguousarray(a.T) for a in board.contexts(q_maps))
     jobs = []
     for c in range(k):
-        col = q_maps[:, c]
-        even, odd = col[board.even], col[board.odd]
-        act = acts[:, c]
-        lo, hi = int(col.min()), int(col.max())
-        pred, ctx = preds[:, c], ctxs[:, c]
+        even, odd = symbols[c, :n_even], symbols[c, n_even:]
+        act_even, act_odd = acts[c, :n_even], acts[c, n_even:]
+        lo, hi = int(lows[c]), int(highs[c])
+        pred, ctx = preds[c], ctxs[c]
         if lo == hi:  # nothing to code: the models are never used
             e0, e2, gain, o0, o1, o2 = 1.0, 0.0, 0.0, 1.0, 0.0, 0.0
         elif odd.size:
-            e0, e2 = _line(np.abs(even).astype(np.float64), [act[board.even]]) if even.size \
+            e0, e2 = _line(np.abs(even).astype(np.float64), [act_even]) if even.size \
                 else (1.0, 0.0)
             denom = float(pred @ pred)
             gain = float(pred @ odd) / denom if denom > 0 else 0.0
             gain = float(np.float32(min(max(gain, 0.0), 2.0)))
-            o0, o1, o2 = _line(np.abs(odd - gain * pred), [ctx, act[board.odd]])
+            o0, o1, o2 = _line(np.abs(odd - gain * pred), [ctx, act_odd])
         else:
-            e0, e2 = _line(np.abs(even).astype(np.float64), [act[board.even]])
+            e0, e2 = _line(np.abs(even).astype(np.float64), [act_even])
             gain, o0, o1, o2 = 0.0, 1.0, 0.0, 0.0
         row = q_patterns[c]
         plo, phi = int(row.min()), int(row.max())
@@ -144,10 +156,9 @@ def component_jobs(q_maps, q_patterns, steps, board, transform="dct"):
         ranges[c] = (lo, hi, plo, phi)
         mine = []
         if lo != hi:
-            mine.append((even, lo, hi, np.zeros(even.size),
-                         _scales(e0, [e2], [act[board.even]])))
+            mine.append((even, lo, hi, np.zeros(even.size), _scales(e0, [e2], [act_even])))
             mine.append((odd, lo, hi, np.float64(gain) * pred,
-                         _scales(o0, [o1, o2], [ctx, act[board.odd]])))
+                         _scales(o0, [o1, o2], [ctx, act_odd])))
         if plo != phi:
             mine.append((row, plo, phi, np.zeros(row.size), pscales))
         jobs.append(mine)

@@ -116,21 +116,21 @@ class Activity:
         self.n += 1
 
 
-def activities(q_maps):
-    """``Activity.value()`` before each component of ``q_maps`` (N x K): an (N, K) array.
+def activity_rows(rows):
+    """``Activity.value()`` before each component, for components given as rows
+    (K x N): a (K, N) array.
 
-    The terms are added in the same order as ``Activity.add`` does (a running
-    sum along the components), so the values are identical to the decoder's.
+    The same operations in the same order as ``Activity``, so the values are
+    identical to the decoder's.
     """
-    n, k = q_maps.shape
-    out = np.zeros((n, k))
-    if k < 2:
-        return out
-    sq = q_maps[:, :k - 1].astype(np.int64) ** 2
-    mean_sq = sq.sum(axis=0) / n  # exact integer sums divided once, as in Activity.add
-    terms = np.zeros(sq.shape)
-    used = mean_sq > 0
-    terms[:, used] = sq[:, used] / mean_sq[used]
-    acc = np.cumsum(terms, axis=1)  # acc[:, c] = sum of the terms of columns 0..c, in order
-    np.sqrt(acc / np.arange(1, k), out=out[:, 1:])
+    k, n = rows.shape
+    out = np.zeros((k, n))
+    acc = np.zeros(n)
+    for c in range(k):
+        if c:
+            np.sqrt(acc / c, out=out[c])
+        sq = rows[c].astype(np.int64) ** 2
+        mean_sq = int(sq.sum()) / n
+        if mean_sq > 0:
+            acc += sq / mean_sq
     return out

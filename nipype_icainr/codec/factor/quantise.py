@@ -34,10 +34,22 @@ def to_time(coefficients):
 
 
 def quantize_maps(maps, step, dead_zone=None):
-    """Dead-zone uniform quantiser: ``sign(x) floor(|x| / step + 0.5 - dead_zone)``."""
+    """Dead-zone uniform quantiser: ``sign(x) floor(|x| / step + 0.5 - dead_zone)``.
+
+    Clipped to +-MAX_SYMBOL; computed in place on one working copy (the maps
+    of a large run are hundreds of MB).
+    """
     dz = DEAD_ZONE if dead_zone is None else dead_zone
-    magnitude = np.maximum(np.floor(np.abs(maps) / step + 0.5 - dz), 0)
-    return np.clip(np.sign(maps) * magnitude, -MAX_SYMBOL, MAX_SYMBOL).astype(np.int32)
+    magnitude = np.abs(maps)
+    magnitude /= step
+    magnitude += 0.5
+    magnitude -= dz
+    np.floor(magnitude, out=magnitude)
+    np.clip(magnitude, 0, MAX_SYMBOL, out=magnitude)
+    q = magnitude.astype(np.int32)
+    del magnitude
+    np.negative(q, out=q, where=np.asarray(maps) < 0)
+    return q
 
 
 def pattern_steps(maps_hat, patterns, step):
