@@ -114,8 +114,7 @@ def component_jobs(q_maps, q_patterns, steps, board, transform="dct"):
     edges = pattern_bands(q_patterns.shape[1])
     bands = np.zeros((k, len(edges) - 1), dtype=np.uint8) if dct else None
     # one row per component, its even voxels first then its odd ones (contiguous
-    # slices rather than a gather per component); the contexts are those the
-    # decoder computes in turn, for every component at once
+    # slices rather than a gather per component)
     n_even = board.even.size
     order = np.concatenate([board.even, board.odd])
     rows = np.ascontiguousarray(q_maps.T)
@@ -123,14 +122,12 @@ def component_jobs(q_maps, q_patterns, steps, board, transform="dct"):
     symbols = np.take(rows, order, axis=1)
     lows, highs = (rows.min(axis=1), rows.max(axis=1)) if rows.shape[1] else \
         (np.zeros(k, np.int32), np.zeros(k, np.int32))
-    del rows
-    preds, ctxs = (np.ascontiguousarray(a.T) for a in board.contexts(q_maps))
     jobs = []
     for c in range(k):
         even, odd = symbols[c, :n_even], symbols[c, n_even:]
         act_even, act_odd = acts[c, :n_even], acts[c, n_even:]
         lo, hi = int(lows[c]), int(highs[c])
-        pred, ctx = preds[c], ctxs[c]
+        pred, ctx = board.context(rows[c])  # as the decoder computes it
         if lo == hi:  # nothing to code: the models are never used
             e0, e2, gain, o0, o1, o2 = 1.0, 0.0, 0.0, 1.0, 0.0, 0.0
         elif odd.size:

@@ -65,30 +65,12 @@ class Checkerboard:
     def context(self, column):
         """``(mean, mean |.|)`` of each odd voxel's neighbours in an int column.
 
-        Integer sums (exact), one float division: encoder and decoder agree bit for bit.
+        Two sparse products (``adjacency``) in float64, exact for these integers
+        (at most six terms of at most 2^16), then one division by the neighbour
+        count: encoder and decoder agree bit for bit.
         """
-        pred, ctx = self.contexts(np.asarray(column).reshape(-1, 1))
-        return pred[:, 0], ctx[:, 0]
-
-    def contexts(self, q_maps, block=64):
-        """``context`` of every column of ``q_maps`` (N x K) at once: (n_odd, K) each.
-
-        The neighbour sums are one sparse product (``adjacency``) in float64,
-        exact for these integers (at most six terms of at most 2^20), then one
-        division by the neighbour count; column blocks at a time (bounded
-        memory). The values are the same integer sums and division whether a
-        column is gathered alone (the decoder) or with others (the encoder).
-        """
-        n_odd, k = self.odd.size, q_maps.shape[1]
-        pred = np.empty((n_odd, k))
-        ctx = np.empty((n_odd, k))
-        count = self.count[:, None]
-        adjacency = self.adjacency
-        for start in range(0, k, block):
-            cols = np.asarray(q_maps[:, start:start + block], dtype=np.float64)
-            np.divide(adjacency @ cols, count, out=pred[:, start:start + block])
-            np.divide(adjacency @ np.abs(cols), count, out=ctx[:, start:start + block])
-        return pred, ctx
+        column = np.asarray(column, dtype=np.float64)
+        return self.adjacency @ column / self.count, self.adjacency @ np.abs(column) / self.count
 
 
 class Activity:
