@@ -231,10 +231,11 @@ def measure_streamed(run, reconstruction, desc):
         decoded = io.as_written(reconstruction.volume(t), desc["dtype"], desc["scl_slope"],
                                 desc["scl_inter"])
         original = run.volume(t)
-        diff = original[mask] - decoded[mask]
+        inside = original[mask]
+        diff = inside - decoded[mask]
         sse += float(np.dot(diff, diff))
         count += diff.size
-        lo, hi = min(lo, float(original[mask].min())), max(hi, float(original[mask].max()))
+        lo, hi = min(lo, float(inside.min())), max(hi, float(inside.max()))
         max_err = max(max_err, float(np.abs(original - decoded).max()))
         if with_ssim and t in ssim_at:
             kept[t], originals[t] = decoded, original

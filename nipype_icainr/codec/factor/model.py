@@ -70,7 +70,8 @@ class FactorModel(SeriesModel):
                     return self._mean_only(n_t, series)
                 if budget.plan is not None:  # the survey chose: only the step is refined
                     fit = refine(series, maps[:, :budget.plan.n_components], available,
-                                 board, budget.plan.step, dead_zone=dz)
+                                 board, budget.plan.step, dead_zone=dz,
+                                 slope=budget.plan.slope)
                 else:
                     plan, _ = survey_and_choose(
                         series, maps, board, available, hint, budget.mean_options,
@@ -84,7 +85,7 @@ class FactorModel(SeriesModel):
                         return Coded({}, dict(part, n_components=plan.n_components,
                                               step=plan.step), plan=plan)
                     fit = refine(series, maps[:, :plan.n_components], available, board,
-                                 plan.step, dead_zone=dz)
+                                 plan.step, dead_zone=dz, slope=plan.slope)
                 if len(fit["payload"]) > available:
                     raise budget.out_of_reach("one coarse component",
                                               overhead + len(fit["payload"]))

@@ -52,16 +52,15 @@ def quantize_maps(maps, step, dead_zone=None):
     return q
 
 
-def pattern_steps(maps_hat, patterns, step):
+def pattern_steps(norms, patterns, step):
     """Step of each pattern row: ``step / ||A_k||`` (``step`` for an all-zero map).
 
-    Never so fine that a symbol would leave +-MAX_SYMBOL, nor below float32's range.
+    ``norms``: the quantised maps' column norms. Never so fine that a symbol
+    would leave +-MAX_SYMBOL, nor below float32's range.
     """
-    norms = np.linalg.norm(maps_hat, axis=0)
     steps = np.where(norms > 0, step / np.maximum(norms, 1e-30), step)
     floor = np.abs(patterns).max(axis=1) / (MAX_SYMBOL - 1)
     return np.maximum(np.maximum(steps, floor), 1e-30).astype(np.float32)
-
 
 
 def dequantize(q_maps, q_patterns, step, params, transform="dct"):
@@ -89,7 +88,8 @@ def quantize_all(series, maps, step, transform="dct", dead_zone=None):
     exact = refit(gram, cross)
     if transform == "dct":
         exact = to_frequency(exact)
-    steps = pattern_steps(maps_hat, exact, step)
+    # the column norms from the Gram matrix's diagonal (no second pass over the maps)
+    steps = pattern_steps(np.sqrt(np.diag(gram)), exact, step)
     scaled = exact / steps[:, None].astype(np.float64)
     if transform == "dct":
         q_patterns = quantize_maps(scaled, 1.0, dead_zone)

@@ -30,6 +30,8 @@ class Plan:
     n_components: int
     step: float
     error: float
+    #: d log size / d log step there, from the surveyed sizes (``refine``'s first secant)
+    slope: float = -0.5
 
 
 def code_at_step(series, maps, step, board, energy=None, dead_zone=None):
@@ -194,7 +196,8 @@ def survey_and_choose(series, maps, board, budget, hint=None, options=None, psnr
 
 
 def at_size(steps, sizes, errs, available):
-    """For each K: ``(error, log step)`` where its size meets ``available`` bytes."""
+    """For each K: ``(error, log step, slope)`` where its size meets ``available`` bytes;
+    ``slope`` is d log size / d log step between the surveyed steps around it."""
     out = {}
     if available <= 0:
         return out
@@ -209,10 +212,11 @@ def at_size(steps, sizes, errs, available):
         if outside.size:
             j = outside[np.argmax(steps[outside])]
             frac = (target - s_k[i]) / (s_k[j] - s_k[i])
+            slope = (s_k[j] - s_k[i]) / (steps[j] - steps[i]) if steps[j] != steps[i] else -0.5
             out[k + 1] = (errs[i, k] + frac * (errs[j, k] - errs[i, k]),
-                          steps[i] + frac * (steps[j] - steps[i]))
+                          steps[i] + frac * (steps[j] - steps[i]), slope)
         else:  # fits even at the finest surveyed step
-            out[k + 1] = (errs[i, k], steps[i])
+            out[k + 1] = (errs[i, k], steps[i], -0.5)
     return out
 
 
@@ -229,21 +233,22 @@ def choose(steps, sizes, errs, budget, options=None, psnr_slack_db=0.0, componen
     connectivity (measured on the studyforrest run).
     """
     options = options or [MeanOption(step=0.0, bytes=0.0, sse=0.0)]
-    candidates = []  # (total error, K, option index, log step)
+    candidates = []  # (total error, K, option index, log step, slope)
     for index, option in enumerate(options):
         left = budget - option.bytes
-        for k, (err, log_step) in at_size(steps, sizes, errs, left).items():
-            candidates.append((err + option.sse, k, index, log_step))
+        for k, (err, log_step, slope) in at_size(steps, sizes, errs, left).items():
+            candidates.append((err + option.sse, k, index, log_step, slope))
         if energy is not None and left >= 0:
-            candidates.append((energy + option.sse, 0, index, float(steps.max())))
+            candidates.append((energy + option.sse, 0, index, float(steps.max()), -0.5))
     if not candidates:
         return None
     least = min(c[0] for c in candidates)
     near = [c for c in candidates if c[0] <= least * 10 ** (psnr_slack_db / 10)]
     pick = max if components == "most" else min
     k = pick(c[1] for c in near)
-    total, k, index, log_step = min(c for c in near if c[1] == k)
-    return Plan(option=index, n_components=k, step=math.exp(log_step), error=total)
+    total, k, index, log_step, slope = min(c for c in near if c[1] == k)
+    return Plan(option=index, n_components=k, step=math.exp(log_step), error=total,
+                slope=float(min(slope, -0.05)))
 
 
 def fit_to_budget(series, maps, budget, board, psnr_slack_db=0.0, components="fewest",
@@ -260,24 +265,27 @@ def fit_to_budget(series, maps, budget, board, psnr_slack_db=0.0, components="fe
         return code_at_step(series, maps[:, :1], math.exp(steps.max()), board,
                             dead_zone=dead_zone)
     return refine(series, maps[:, :plan.n_components], budget, board, plan.step,
-                  dead_zone=dead_zone)
+                  dead_zone=dead_zone, slope=plan.slope)
 
 
-def refine(series, maps, budget, board, guess, tolerance=0.006, max_evals=12, dead_zone=None):
+def refine(series, maps, budget, board, guess, tolerance=0.006, max_evals=12, dead_zone=None,
+           slope=-0.5):
     """Finest step for these components whose section fits ``budget``.
 
     The section size falls smoothly with the step (close to a power law), so
     the step is found by secants on ``log size`` against ``log step``, kept
     inside the bracket once there is one, until the size is within
-    ``tolerance`` below budget. Returns the best fit, or the smallest attempt
-    when none fits.
+    ``tolerance`` below budget. The first secant uses ``slope`` (d log size /
+    d log step), the survey's when it has one: on the studyforrest run it was
+    -1.65 where the generic -0.5 took one more encoding. Returns the best fit,
+    or the smallest attempt when none fits.
     """
     energy = float(np.sum(series ** 2))
     target = math.log(budget)
     below = above = None  # (log step, log size) with size <= budget / > budget
     best, smallest, last = None, None, None
     log_step = math.log(guess)
-    slope = -0.5  # d log size / d log step, a first guess refined by secants
+    slope = min(float(slope), -0.05)  # d log size / d log step, refined by secants
     for _ in range(max_evals):
         trial = code_at_step(series, maps, math.exp(log_step), board, energy, dead_zone)
         size = len(trial["payload"])
