@@ -268,3 +268,17 @@ def test_volume_by_volume_writing_gives_the_same_bytes(tmp_path, kind):
         if ext.endswith(".gz"):
             a, b = gzip.decompress(a), gzip.decompress(b)
         assert a == b
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 9, 156, 1071])
+def test_pattern_dct_is_scipys_orthonormal_dct(n):
+    from scipy.fft import dct, idct
+
+    from nipype_icainr.codec import factor
+
+    x = np.random.default_rng(n).normal(size=(4, n)) * 1000
+    scale = np.abs(x).max()
+    assert np.abs(factor.to_frequency(x) - dct(x, type=2, norm="ortho", axis=1)).max() \
+        < 1e-13 * scale
+    assert np.abs(factor.to_time(x) - idct(x, type=2, norm="ortho", axis=1)).max() \
+        < 1e-13 * scale

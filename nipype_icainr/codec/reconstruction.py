@@ -23,8 +23,9 @@ class Reconstruction:
     value_range: list = None
 
     def volume(self, t):
-        """Volume ``t`` alone, (X, Y, Z) float64: for writing a run volume by volume."""
-        out = np.array(self.mean, dtype=np.float64)
+        """Volume ``t`` alone, (X, Y, Z) float64 in Fortran order (NIfTI's, so that
+        writing it is one copy): for writing a run volume by volume."""
+        out = np.array(self.mean, dtype=np.float64, order="F")
         if self.approx is not None and self.approx.size:
             out[self.mask] += self.approx[:, t]
         if self.value_range is not None:
