@@ -131,3 +131,27 @@ def squared_error(energy, gram, cross, patterns):
     return float(energy - 2.0 * np.sum(cross * patterns)
                  + np.sum(patterns * (gram @ patterns)))
 
+
+def prefix_errors(energy, gram, cross):
+    """``||X - A_k P_k||^2`` for every prefix k = 1..K of the maps, with ``P_k`` refitted
+    to the first k maps: one Cholesky factorisation for all of them.
+
+    With ``G = L L^T``, the refitted error is ``||X||^2 - ||L_k^-1 C_k||^2``, and the
+    first k rows of ``L^-1 C`` depend only on the first k maps: a running sum of their
+    squared norms. The same ridge as ``refit`` (scaled to the whole trace, so at most
+    1e-9 of the energy apart from refitting each prefix alone); O(K^2 T) instead of
+    O(K^3 T) for refitting and measuring each prefix (a 1,452-volume run surveys 256
+    components).
+    """
+    from scipy.linalg import LinAlgError, cho_factor, solve_triangular
+
+    g = gram.copy()
+    g[np.diag_indices_from(g)] += 1e-9 * max(float(np.trace(g)), 1.0)
+    try:
+        lower = cho_factor(g, lower=True, check_finite=False)[0]
+    except LinAlgError:  # not numerically positive definite: refit each prefix alone
+        return np.array([squared_error(energy, gram[:k, :k], cross[:k],
+                                       refit(gram[:k, :k], cross[:k]))
+                         for k in range(1, gram.shape[0] + 1)])
+    z = solve_triangular(np.tril(lower), cross, lower=True, check_finite=False)
+    return energy - np.cumsum(np.einsum("ij,ij->i", z, z))

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..models import MeanOption
 from .coding import PARAMS, component_jobs, encode_factors, estimate_bytes, pack
-from .quantise import MAX_SYMBOL, dequantize, quantize_all, refit, squared_error
+from .quantise import MAX_SYMBOL, dequantize, prefix_errors, quantize_all, squared_error
 
 
 @dataclass
@@ -71,11 +71,7 @@ def survey_step(series, maps, step, board, energy, transform="dct", dead_zone=No
     # dropped): without it the survey favours many coarsely coded patterns
     coded = q_patterns * steps[:, None].astype(np.float64)
     pattern_err = np.cumsum(np.diag(gram) * np.sum((coded - exact) ** 2, axis=1))
-    sse = np.empty(len(per))
-    for k in range(1, len(per) + 1):
-        p_k = refit(gram[:k, :k], cross[:k])
-        sse[k - 1] = squared_error(energy, gram[:k, :k], cross[:k], p_k) + pattern_err[k - 1]
-    return sizes, sse
+    return sizes, prefix_errors(energy, gram, cross) + pattern_err
 
 
 #: the survey looks at a sample of the voxels when there are more than this many
