@@ -223,7 +223,6 @@ def decode_factors(words, params, ranges, bands, n_timepoints, board, source):
     k = params.shape[0]
     edges = pattern_bands(n_timepoints)
     n = board.n_voxels
-    q_maps = np.zeros((n, k), dtype=np.int32)
     q_patterns = np.zeros((k, n_timepoints), dtype=np.int32)
     scale_cols = [PARAMS.index(name) for name in ("even_c0", "odd_c0")]
     if bands is None:
@@ -235,25 +234,31 @@ def decode_factors(words, params, ranges, bands, n_timepoints, board, source):
     if np.abs(ranges).max(initial=0) > MAX_SYMBOL or (ranges[:, 0] > ranges[:, 1]).any() or \
             (ranges[:, 2] > ranges[:, 3]).any():
         raise ICAINRError(source, "the factor section has invalid symbol ranges")
-    activity = Activity(n)
+    # each component is decoded into one contiguous row, its even voxels first then its
+    # odd ones (the coding order), and put back in mask order at the end
+    n_even = board.even.size
+    order = np.concatenate([board.even, board.odd])
+    gather = board.permuted_gather()
+    rows = np.zeros((k, n), dtype=np.int32)
+    activity = Activity(n)  # per voxel, so the order of the voxels does not matter
     try:
         coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, np.uint32))
         for c in range(k):
             _, e0, e2, gain, o0, o1, o2 = (float(v) for v in params[c, :len(PARAMS)])
             lo, hi, plo, phi = (int(v) for v in ranges[c])
             act = activity.value()
+            row = rows[c]
             if lo == hi:
-                q_maps[:, c] = lo
+                row[:] = lo
             else:
                 fam = _laplace(lo, hi)
-                if board.even.size:
-                    q_maps[board.even, c] = coder.decode(
-                        fam, np.zeros(board.even.size), _scales(e0, [e2], [act[board.even]]))
-                if board.odd.size:
-                    pred, ctx = board.context(q_maps[:, c])
-                    q_maps[board.odd, c] = coder.decode(
-                        fam, np.float64(gain) * pred,
-                        _scales(o0, [o1, o2], [ctx, act[board.odd]]))
+                if n_even:
+                    row[:n_even] = coder.decode(fam, np.zeros(n_even),
+                                                _scales(e0, [e2], [act[:n_even]]))
+                if n_even < n:
+                    pred, ctx = board.context(row, gather)
+                    row[n_even:] = coder.decode(fam, np.float64(gain) * pred,
+                                                _scales(o0, [o1, o2], [ctx, act[n_even:]]))
             if plo == phi:
                 q_patterns[c] = plo
             else:
@@ -261,7 +266,7 @@ def decode_factors(words, params, ranges, bands, n_timepoints, board, source):
                     np.full(n_timepoints, float(params[c, len(PARAMS)]))
                 q_patterns[c] = coder.decode(_laplace(plo, phi), np.zeros(n_timepoints),
                                              pscales)
-            activity.add(q_maps[:, c])
+            activity.add(row)
         exact = coder.is_empty()  # every word consumed, the coder back at its start
     except ICAINRError:
         raise
@@ -269,9 +274,10 @@ def decode_factors(words, params, ranges, bands, n_timepoints, board, source):
         raise ICAINRError(source, "the factor section cannot be decoded") from None
     if not exact:
         raise ICAINRError(source, "the factor section does not decode exactly (forged or cut)")
-    if (q_maps.min(axis=0, initial=0) < ranges[:, 0]).any() or \
-            (q_maps.max(axis=0, initial=0) > ranges[:, 1]).any():
+    if n and ((rows.min(axis=1) < ranges[:, 0]).any() or (rows.max(axis=1) > ranges[:, 1]).any()):
         raise ICAINRError(source, "the factor section decodes outside its ranges")
+    q_maps = np.empty((n, k), dtype=np.int32)
+    q_maps[order] = rows.T
     return q_maps, q_patterns
 
 
