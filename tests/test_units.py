@@ -282,3 +282,21 @@ def test_pattern_dct_is_scipys_orthonormal_dct(n):
         < 1e-13 * scale
     assert np.abs(factor.to_time(x) - idct(x, type=2, norm="ortho", axis=1)).max() \
         < 1e-13 * scale
+
+
+def test_factor_section_round_trips_columns_without_zeros():
+    """A map column that is constant and non-zero, or all positive, is a valid coding
+    (the decoder's range check once counted an implicit zero and refused them)."""
+    from nipype_icainr.codec import factor
+
+    rng = np.random.default_rng(3)
+    mask, q_maps, q_patterns = _factor_symbols(rng)
+    q_maps[:, 0] = 3
+    q_maps[:, 1] = rng.integers(1, 6, size=q_maps.shape[0])
+    steps = np.array([0.5, 0.25, 2.0], dtype=np.float32)
+    board = factor.Checkerboard(mask)
+    words, params, ranges, bands = factor.encode_factors(q_maps, q_patterns, steps, board)
+    w, p, r, b = factor.unpack(factor.pack(words, params, ranges, bands), "x.icainr",
+                               q_patterns.shape[1])
+    maps, patterns = factor.decode_factors(w, p, r, b, q_patterns.shape[1], board, "x.icainr")
+    assert np.array_equal(maps, q_maps) and np.array_equal(patterns, q_patterns)
