@@ -32,6 +32,14 @@ def runs_from(paths):
     return out
 
 
+def label(run):
+    """The file's name, after its dataset's folder for a BIDS path (sub-*/func/...)."""
+    name = os.path.basename(run).split(".nii")[0]
+    parts = os.path.normpath(os.path.abspath(run)).split(os.sep)
+    subject = [i for i, part in enumerate(parts) if part.startswith("sub-")]
+    return f"{parts[subject[0] - 1]}/{name}" if subject and subject[0] > 0 else name
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+")
@@ -45,9 +53,9 @@ def main(argv=None):
           f"| PSNR dB | decompress s (fastest / median) | decompress peak MB |")
     print("|---|---|---|---|---|---|---|")
     for run in runs_from(args.runs):
-        name = os.path.basename(run).split(".nii")[0]
-        out = os.path.join(args.work, name + ".icainr")
-        back = os.path.join(args.work, name + "_back.nii.gz")
+        name = label(run)
+        out = os.path.join(args.work, name.replace("/", "_") + ".icainr")
+        back = os.path.join(args.work, name.replace("/", "_") + "_back.nii.gz")
         c_times, c_peak, d_times, d_peak = [], 0.0, [], 0.0
         for _ in range(args.repeat):
             seconds, mb, text = timed([icainr, "compress", run, out, "--ratio", args.ratio,
