@@ -266,15 +266,16 @@ def compress_memory_gb(in_file, grid=None, max_components=256, margin=1.25):
     the largest wins: the lossless estimate (64 volumes in the stored dtype,
     three copies for zstd, and float64 volumes on the way), the fit
     (``PER_SAMPLE`` and ``PER_COEFFICIENT`` bytes), the measurement (32 volumes
-    in float64, original and decoded, and the decoded series); times
-    ``margin``. Nipype's scheduler (``mem_gb``) and SLURM requests use it.
+    in float64, original and decoded, and the decoded series); plus the
+    inflated file of a ``.nii.gz`` read from memory (``io.open_bold_for_reading``);
+    times ``margin``. Nipype's scheduler (``mem_gb``) and SLURM requests use it.
     """
     return _memory_gb(_run_size(in_file, grid), max_components, margin)
 
 
 def _run_size(in_file, grid=None):
-    """``(voxels, time points, stored bytes a value, coded voxels)`` guessed from the header
-    and the first volume's brain mask."""
+    """``(voxels, time points, stored bytes a value, coded voxels, bytes held in memory)``
+    guessed from the header and the first volume's brain mask."""
     from ..masking import compute_mask
 
     img, shape = io.open_bold(in_file)
@@ -282,13 +283,16 @@ def _run_size(in_file, grid=None):
                        dtype=np.float64).reshape(shape[:3])
     share = float(compute_mask(None, img.affine, mean=first).mean())
     voxels = float(np.prod(grid if grid is not None else shape[:3]))
-    return voxels, shape[3], img.get_data_dtype().itemsize, share * voxels
+    item = img.get_data_dtype().itemsize
+    held = voxels * shape[3] * item  # a small .nii.gz is inflated into memory once
+    held = held if os.fspath(in_file).endswith(".gz") and held <= io.IN_MEMORY_UP_TO else 0.0
+    return voxels, shape[3], item, share * voxels, held
 
 
 def _memory_gb(size, max_components, margin):
     from .factor.search import SURVEY_SAMPLE_ABOVE, THREADED_SURVEY_UP_TO
 
-    voxels, n_t, item, coded = size
+    voxels, n_t, item, coded, held = size
     estimate = voxels * min(n_t, 64) * (item * 3 + 8)
     coefficients = coded * min(max_components, n_t)
     fit = coded * n_t * PER_SAMPLE + coefficients * PER_COEFFICIENT
@@ -296,7 +300,7 @@ def _memory_gb(size, max_components, margin):
     if surveyed <= THREADED_SURVEY_UP_TO:  # two survey steps' working copies at once
         fit += surveyed * PER_COEFFICIENT
     measure = voxels * 32 * 8 * 2 + coded * n_t * (4 + 8)
-    return round(BASE_GB + margin * max(estimate, fit, measure) / 1e9, 2)
+    return round(BASE_GB + margin * (max(estimate, fit, measure) + held) / 1e9, 2)
 
 
 def available_memory_gb():

@@ -113,21 +113,21 @@ def component_jobs(q_maps, q_patterns, steps, board, transform="dct"):
     ranges = np.zeros((k, 4), dtype=np.int32)
     edges = pattern_bands(q_patterns.shape[1])
     bands = np.zeros((k, len(edges) - 1), dtype=np.uint8) if dct else None
-    # one row per component, its even voxels first then its odd ones (contiguous
-    # slices rather than a gather per component)
+    # one row per component in coding order, its even voxels first then its odd ones
+    # (contiguous slices rather than a gather per component), as the decoder fills
+    # them; the activity is per voxel, so it is computed on these rows as they are
     n_even = board.even.size
-    order = np.concatenate([board.even, board.odd])
-    rows = np.ascontiguousarray(q_maps.T)
-    acts = np.take(activity_rows(rows), order, axis=1)
-    symbols = np.take(rows, order, axis=1)
-    lows, highs = (rows.min(axis=1), rows.max(axis=1)) if rows.shape[1] else \
+    symbols = np.ascontiguousarray(q_maps[np.concatenate([board.even, board.odd])].T)
+    acts = activity_rows(symbols)
+    gather = board.permuted_gather()
+    lows, highs = (symbols.min(axis=1), symbols.max(axis=1)) if symbols.shape[1] else \
         (np.zeros(k, np.int32), np.zeros(k, np.int32))
     jobs = []
     for c in range(k):
         even, odd = symbols[c, :n_even], symbols[c, n_even:]
         act_even, act_odd = acts[c, :n_even], acts[c, n_even:]
         lo, hi = int(lows[c]), int(highs[c])
-        pred, ctx = board.context(rows[c])  # as the decoder computes it
+        pred, ctx = board.context(symbols[c], gather)  # as the decoder computes it
         if lo == hi:  # nothing to code: the models are never used
             e0, e2, gain, o0, o1, o2 = 1.0, 0.0, 0.0, 1.0, 0.0, 0.0
         elif odd.size:

@@ -38,6 +38,7 @@ class Checkerboard:
         self.n_voxels = int(mask.sum())
         # neighbours outside the mask point at one extra zero appended to a row
         self._gather = np.asfortranarray(np.where(self.valid, self.neighbours, self.n_voxels))
+        self._permuted = None  # permuted_gather(), made on first use
 
     def slabs(self, keep_every):
         """A checkerboard of every ``keep_every``-th pair of axial slices, and the rows of
@@ -52,10 +53,12 @@ class Checkerboard:
     def permuted_gather(self):
         """The neighbour indices of ``context`` for a column stored with its even voxels
         first, then its odd ones (the order they are coded in)."""
-        position = np.empty(self.n_voxels + 1, dtype=np.int64)
-        position[np.concatenate([self.even, self.odd])] = np.arange(self.n_voxels)
-        position[-1] = self.n_voxels  # outside the mask: still the appended zero
-        return np.asfortranarray(position[self._gather])
+        if self._permuted is None:
+            position = np.empty(self.n_voxels + 1, dtype=np.int64)
+            position[np.concatenate([self.even, self.odd])] = np.arange(self.n_voxels)
+            position[-1] = self.n_voxels  # outside the mask: still the appended zero
+            self._permuted = np.asfortranarray(position[self._gather])
+        return self._permuted
 
     def context(self, column, gather=None):
         """``(mean, mean |.|)`` of each odd voxel's neighbours in an int column.
@@ -67,10 +70,11 @@ class Checkerboard:
         ``permuted_gather()`` for a column in coding order.
         """
         gather = self._gather if gather is None else gather
-        padded = np.zeros(column.size + 1, dtype=np.int64)
+        # int32 is exact: symbols are within +-2^16, six of them within +-2^19
+        padded = np.zeros(column.size + 1, dtype=np.int32)
         padded[:-1] = column
-        total = np.zeros(self.odd.size, dtype=np.int64)
-        magnitude = np.zeros(self.odd.size, dtype=np.int64)
+        total = np.zeros(self.odd.size, dtype=np.int32)
+        magnitude = np.zeros(self.odd.size, dtype=np.int32)
         for j in range(gather.shape[1]):
             vals = padded[gather[:, j]]
             total += vals
