@@ -557,15 +557,18 @@ def write_volumes(path, volumes, desc, source, stored=False):
     data_dtype = dtype.newbyteorder(header.endianness)
     try:
         with atomic_output(path) as fh:
-            sink = gzip_writer(fh) if os.fspath(path).endswith(".gz") else fh
-            sink.write(prefix)
-            for t in range(int(desc["shape"][3])):
-                vol = volumes(t)
-                vol = np.asarray(vol).astype(dtype, copy=False) if stored else \
-                    to_stored_values(vol, dtype, slope, inter)
-                sink.write(np.asarray(vol, dtype=data_dtype).tobytes(order="F"))
-            if sink is not fh:
-                sink.close()
+            gz = gzip_writer(fh) if os.fspath(path).endswith(".gz") else None
+            sink = gz or fh
+            try:
+                sink.write(prefix)
+                for t in range(int(desc["shape"][3])):
+                    vol = volumes(t)
+                    vol = np.asarray(vol).astype(dtype, copy=False) if stored else \
+                        to_stored_values(vol, dtype, slope, inter)
+                    sink.write(np.asarray(vol, dtype=data_dtype).tobytes(order="F"))
+            finally:  # also on an error: the gzip writer's thread must end
+                if gz is not None:
+                    gz.close()
     except OSError as exc:
         raise ICAINRError(path, f"cannot write ({exc.strerror or exc})") from None
     return os.path.abspath(path)
