@@ -47,6 +47,31 @@ def test_not_a_nifti(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("damage", ["cut", "noise"])
+def test_damaged_gzip_stream(tmp_path, capsys, damage):
+    """A .nii.gz whose header reads but whose stream is cut or corrupt (compress inflates
+    small files into memory in one go): one line, no output, the input untouched."""
+    import gzip
+
+    data = np.random.default_rng(0).normal(100, 5, (12, 12, 10, 20)).astype(np.float32)
+    raw = nib.Nifti1Image(data, np.eye(4)).to_bytes()
+    packed = bytearray(gzip.compress(raw, compresslevel=1))
+    if damage == "cut":
+        packed = packed[:len(packed) // 2]
+    else:  # noise in the middle of the deflate stream, after the header's blocks
+        rng = np.random.default_rng(1)
+        middle = len(packed) // 2
+        packed[middle:middle + 200] = rng.integers(0, 256, 200, dtype=np.uint8).tobytes()
+    src = tmp_path / "damaged.nii.gz"
+    src.write_bytes(bytes(packed))
+    out = tmp_path / "out.icainr"
+    code, err = run_cli(["compress", src, out], capsys)
+    assert_one_line_error(code, err, "damaged.nii.gz", "")
+    assert code == 2
+    assert not out.exists()
+    assert src.read_bytes() == bytes(packed)
+
+
 def test_missing_input(tmp_path, capsys):
     code, err = run_cli(["compress", tmp_path / "nope.nii.gz", tmp_path / "o.icainr"], capsys)
     assert_one_line_error(code, err, "nope.nii.gz", "no such file")
