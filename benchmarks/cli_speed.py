@@ -11,7 +11,6 @@ the largest peak resident memory. A directory argument stands for every NIfTI in
 """
 
 import argparse
-import glob
 import os
 import re
 import statistics
@@ -20,21 +19,12 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from large_runs import timed  # noqa: E402
 
-
-def runs_from(paths):
-    out = []
-    for path in paths:
-        if os.path.isdir(path):
-            out += sorted(glob.glob(os.path.join(path, "*.nii")) +
-                          glob.glob(os.path.join(path, "*.nii.gz")))
-        else:
-            out.append(path)
-    return out
+from nipype_icainr.bench.runner import collect_runs, run_name  # noqa: E402
 
 
 def label(run):
     """The file's name, after its dataset's folder for a BIDS path (sub-*/func/...)."""
-    name = os.path.basename(run).split(".nii")[0]
+    name = run_name(run)
     parts = os.path.normpath(os.path.abspath(run)).split(os.sep)
     subject = [i for i, part in enumerate(parts) if part.startswith("sub-")]
     return f"{parts[subject[0] - 1]}/{name}" if subject and subject[0] > 0 else name
@@ -52,7 +42,7 @@ def main(argv=None):
     print(f"| run | compress s (fastest / median of {args.repeat}) | compress peak MB | ratio "
           f"| PSNR dB | decompress s (fastest / median) | decompress peak MB |")
     print("|---|---|---|---|---|---|---|")
-    for run in runs_from(args.runs):
+    for run, _ in collect_runs(args.runs):
         name = label(run)
         out = os.path.join(args.work, name.replace("/", "_") + ".icainr")
         back = os.path.join(args.work, name.replace("/", "_") + "_back.nii.gz")

@@ -20,7 +20,6 @@ of ours counted). Seconds are wall-clock, one process.
 """
 
 import argparse
-import glob
 import gzip
 import json
 import os
@@ -32,17 +31,6 @@ import time
 import numpy as np
 
 BOUNDS = (0.5, 1.0, 2.0, 4.0)
-
-
-def runs_in(paths):
-    found = []
-    for p in paths:
-        if os.path.isdir(p):
-            found += sorted(glob.glob(os.path.join(p, "*.nii")) +
-                            glob.glob(os.path.join(p, "*.nii.gz")))
-        else:
-            found.append(p)
-    return found
 
 
 def timed(fn, *args, **kwargs):
@@ -209,6 +197,7 @@ def main(argv=None):
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", default="benchmarks/results/lossless_corpus")
     args = p.parse_args(argv)
+    from nipype_icainr.bench.runner import collect_runs
     from nipype_icainr.provenance import software_versions
 
     meta = {"command": "python benchmarks/lossless_bench.py " + " ".join(sys.argv[1:]),
@@ -217,7 +206,7 @@ def main(argv=None):
             "software": ", ".join(f"{k} {v}" for k, v in software_versions().items())}
     runs, rows = [], []
     with tempfile.TemporaryDirectory() as work:
-        for path in runs_in(args.runs):
+        for path, _ in collect_runs(args.runs):
             print(f"lossless_bench: {path}", file=sys.stderr, flush=True)
             r, rr = bench_run(path, work)
             runs.append(r)
