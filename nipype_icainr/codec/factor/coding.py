@@ -117,7 +117,7 @@ def component_jobs(q_maps, q_patterns, steps, board, transform="dct"):
     # (contiguous slices rather than a gather per component), as the decoder fills
     # them; the activity is per voxel, so it is computed on these rows as they are
     n_even = board.even.size
-    symbols = np.ascontiguousarray(q_maps[np.concatenate([board.even, board.odd])].T)
+    symbols = np.ascontiguousarray(q_maps[board.order].T)
     acts = activity_rows(symbols)
     gather = board.permuted_gather()
     lows, highs = (symbols.min(axis=1), symbols.max(axis=1)) if symbols.shape[1] else \
@@ -237,7 +237,6 @@ def decode_factors(words, params, ranges, bands, n_timepoints, board, source):
     # each component is decoded into one contiguous row, its even voxels first then its
     # odd ones (the coding order), and put back in mask order at the end
     n_even = board.even.size
-    order = np.concatenate([board.even, board.odd])
     gather = board.permuted_gather()
     rows = np.zeros((k, n), dtype=np.int32)
     activity = Activity(n)  # per voxel, so the order of the voxels does not matter
@@ -277,7 +276,7 @@ def decode_factors(words, params, ranges, bands, n_timepoints, board, source):
     if n and ((rows.min(axis=1) < ranges[:, 0]).any() or (rows.max(axis=1) > ranges[:, 1]).any()):
         raise ICAINRError(source, "the factor section decodes outside its ranges")
     q_maps = np.empty((n, k), dtype=np.int32)
-    q_maps[order] = rows.T
+    q_maps[board.order] = rows.T
     return q_maps, q_patterns
 
 

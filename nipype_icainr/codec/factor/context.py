@@ -22,6 +22,8 @@ class Checkerboard:
         parity = coords.sum(axis=1) % 2
         self.even = np.flatnonzero(parity == 0)
         self.odd = np.flatnonzero(parity == 1)
+        #: the coding order of a map: its even voxels, then its odd ones
+        self.order = np.concatenate([self.even, self.odd])
         odd_xyz = coords[self.odd]
         neighbours = []
         for axis in range(3):
@@ -55,7 +57,7 @@ class Checkerboard:
         first, then its odd ones (the order they are coded in)."""
         if self._permuted is None:
             position = np.empty(self.n_voxels + 1, dtype=np.int64)
-            position[np.concatenate([self.even, self.odd])] = np.arange(self.n_voxels)
+            position[self.order] = np.arange(self.n_voxels)
             position[-1] = self.n_voxels  # outside the mask: still the appended zero
             self._permuted = np.asfortranarray(position[self._gather])
         return self._permuted
@@ -109,19 +111,11 @@ class Activity:
 
 def activity_rows(rows):
     """``Activity.value()`` before each component, for components given as rows
-    (K x N): a (K, N) array.
-
-    The same operations in the same order as ``Activity``, so the values are
-    identical to the decoder's.
+    (K x N): a (K, N) array, by ``Activity`` itself (the decoder's values, bit for bit).
     """
-    k, n = rows.shape
-    out = np.zeros((k, n))
-    acc = np.zeros(n)
-    for c in range(k):
-        if c:
-            np.sqrt(acc / c, out=out[c])
-        sq = rows[c].astype(np.int64) ** 2
-        mean_sq = int(sq.sum()) / n
-        if mean_sq > 0:
-            acc += sq / mean_sq
+    out = np.empty(rows.shape)
+    activity = Activity(rows.shape[1])
+    for c, row in enumerate(rows):
+        out[c] = activity.value()
+        activity.add(row)
     return out

@@ -22,6 +22,10 @@ from .coding import PARAMS, component_jobs, encode_factors, estimate_bytes, pack
 from .quantise import MAX_SYMBOL, dequantize, prefix_errors, quantize_all, squared_error
 
 
+#: d log size / d log step assumed where the survey gives none (refine's first secant)
+GENERIC_SLOPE = -0.5
+
+
 @dataclass
 class Plan:
     """The survey's choice: which mean option, how many components, which step."""
@@ -31,7 +35,7 @@ class Plan:
     step: float
     error: float
     #: d log size / d log step there, from the surveyed sizes (``refine``'s first secant)
-    slope: float = -0.5
+    slope: float = GENERIC_SLOPE
 
 
 def code_at_step(series, maps, step, board, energy=None, dead_zone=None):
@@ -208,11 +212,12 @@ def at_size(steps, sizes, errs, available):
         if outside.size:
             j = outside[np.argmax(steps[outside])]
             frac = (target - s_k[i]) / (s_k[j] - s_k[i])
-            slope = (s_k[j] - s_k[i]) / (steps[j] - steps[i]) if steps[j] != steps[i] else -0.5
+            slope = (s_k[j] - s_k[i]) / (steps[j] - steps[i]) if steps[j] != steps[i] \
+                else GENERIC_SLOPE
             out[k + 1] = (errs[i, k] + frac * (errs[j, k] - errs[i, k]),
                           steps[i] + frac * (steps[j] - steps[i]), slope)
         else:  # fits even at the finest surveyed step
-            out[k + 1] = (errs[i, k], steps[i], -0.5)
+            out[k + 1] = (errs[i, k], steps[i], GENERIC_SLOPE)
     return out
 
 
@@ -235,7 +240,8 @@ def choose(steps, sizes, errs, budget, options=None, psnr_slack_db=0.0, componen
         for k, (err, log_step, slope) in at_size(steps, sizes, errs, left).items():
             candidates.append((err + option.sse, k, index, log_step, slope))
         if energy is not None and left >= 0:
-            candidates.append((energy + option.sse, 0, index, float(steps.max()), -0.5))
+            candidates.append((energy + option.sse, 0, index, float(steps.max()),
+                               GENERIC_SLOPE))
     if not candidates:
         return None
     least = min(c[0] for c in candidates)
@@ -244,7 +250,7 @@ def choose(steps, sizes, errs, budget, options=None, psnr_slack_db=0.0, componen
     k = pick(c[1] for c in near)
     total, k, index, log_step, slope = min(c for c in near if c[1] == k)
     return Plan(option=index, n_components=k, step=math.exp(log_step), error=total,
-                slope=float(min(slope, -0.05)))
+                slope=float(slope))
 
 
 def fit_to_budget(series, maps, budget, board, psnr_slack_db=0.0, components="fewest",
@@ -265,7 +271,7 @@ def fit_to_budget(series, maps, budget, board, psnr_slack_db=0.0, components="fe
 
 
 def refine(series, maps, budget, board, guess, tolerance=0.006, max_evals=12, dead_zone=None,
-           slope=-0.5):
+           slope=GENERIC_SLOPE):
     """Finest step for these components whose section fits ``budget``.
 
     The section size falls smoothly with the step (close to a power law), so
