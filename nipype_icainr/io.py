@@ -324,6 +324,12 @@ def open_bold(path, keep_file_open=False):
 IN_MEMORY_UP_TO = 256 * 2 ** 20
 
 
+def inflated_in_memory(path, n_bytes):
+    """Whether ``open_bold_for_reading`` holds this file inflated in memory: a ``.nii.gz``
+    of at most ``IN_MEMORY_UP_TO`` bytes uncompressed (``n_bytes``)."""
+    return os.fspath(path).endswith(".gz") and n_bytes <= IN_MEMORY_UP_TO
+
+
 def open_bold_for_reading(path):
     """``open_bold`` for a reader that passes over the volumes several times.
 
@@ -340,7 +346,7 @@ def open_bold_for_reading(path):
     path = os.fspath(path)
     offset = int(img.header.get_data_offset())
     size = offset + int(np.prod(img.shape)) * img.get_data_dtype().itemsize
-    if not path.endswith(".gz") or size > IN_MEMORY_UP_TO:
+    if not inflated_in_memory(path, size):
         return img, shape
     try:
         from isal import igzip as gz

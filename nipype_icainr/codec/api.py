@@ -285,7 +285,7 @@ def _run_size(in_file, grid=None):
     voxels = float(np.prod(grid if grid is not None else shape[:3]))
     item = img.get_data_dtype().itemsize
     held = voxels * shape[3] * item  # a small .nii.gz is inflated into memory once
-    held = held if os.fspath(in_file).endswith(".gz") and held <= io.IN_MEMORY_UP_TO else 0.0
+    held = held if io.inflated_in_memory(in_file, held) else 0.0
     return voxels, shape[3], item, share * voxels, held
 
 
