@@ -156,8 +156,9 @@ def _factor_symbols(rng, n_voxels=60, k=3, t=40):
     return mask, q_maps, q_patterns
 
 
-@pytest.mark.parametrize("transform", ["dct", "time"])
-def test_factor_section_round_trip_is_exact(transform):
+@pytest.mark.parametrize("transform, coder", [("dct", "table"), ("time", "table"),
+                                              ("dct", "laplace")])
+def test_factor_section_round_trip_is_exact(transform, coder):
     from nipype_icainr.codec import factor
 
     rng = np.random.default_rng(0)
@@ -165,16 +166,17 @@ def test_factor_section_round_trip_is_exact(transform):
     steps = np.array([0.5, 0.25, 2.0], dtype=np.float32)
     board = factor.Checkerboard(mask)
     words, params, ranges, bands = factor.encode_factors(q_maps, q_patterns, steps, board,
-                                                         transform)
+                                                         transform, coder)
     assert (bands is None) == (transform == "time")
     payload = factor.pack(words, params, ranges, bands)
     w, p, r, b = factor.unpack(payload, "x.icainr", q_patterns.shape[1], transform)
-    maps, patterns = factor.decode_factors(w, p, r, b, q_patterns.shape[1], board, "x.icainr")
+    maps, patterns = factor.decode_factors(w, p, r, b, q_patterns.shape[1], board, "x.icainr",
+                                           coder)
     assert np.array_equal(maps, q_maps) and np.array_equal(patterns, q_patterns)
     # a section cut by one word no longer decodes exactly
     with pytest.raises(ICAINRError):
         w2, p2, r2, b2 = factor.unpack(payload[:-4], "x.icainr", q_patterns.shape[1], transform)
-        factor.decode_factors(w2, p2, r2, b2, q_patterns.shape[1], board, "x.icainr")
+        factor.decode_factors(w2, p2, r2, b2, q_patterns.shape[1], board, "x.icainr", coder)
 
 
 def test_dct_patterns_cost_less_than_time_samples_for_smooth_series():

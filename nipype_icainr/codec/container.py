@@ -1,7 +1,8 @@
 """The ``.icainr`` container: framing, with every length bounded and one checksum.
 
-Format 4 (see docs/format.md for the full specification; integers
-little-endian, ``uvarint`` = unsigned LEB128 of at most 9 bytes)::
+Formats 4 and 5 (see docs/format.md for the full specification; integers
+little-endian, ``uvarint`` = unsigned LEB128 of at most 9 bytes; format 5 has
+format 4's framing and codes the factor model's maps differently)::
 
     magic          8 bytes   b"\\x89ICAINR\\n"
     version        uint16    FORMAT_VERSION
@@ -16,8 +17,8 @@ little-endian, ``uvarint`` = unsigned LEB128 of at most 9 bytes)::
       payload      length bytes
     crc            uint32    CRC-32 of every byte before it
 
-Formats 1 to 3 (a JSON header and a CRC per section) are still read; their
-headers are translated into format 4's (``legacy``). The whole file is parsed
+Formats 1 to 4 are still read (1-3: a JSON header and a CRC per section); their
+headers are translated into format 5's terms (``legacy``). The whole file is parsed
 and its checksum verified before anything is decoded; the JSON header is read
 with ``json.loads`` (no code is ever executed from a file) and its DEFLATE
 stream is inflated with a bound on its output.
@@ -35,9 +36,10 @@ import zlib
 from .errors import ICAINRError
 
 MAGIC = b"\x89ICAINR\n"
-FORMAT_VERSION = 4  # 2: the FACT section; 3: DCT patterns; 4: compact framing
+#: 2: the FACT section; 3: DCT patterns; 4: compact framing; 5: maps coded with tables
+FORMAT_VERSION = 5
 #: versions this decoder reads
-READABLE_VERSIONS = (1, 2, 3, 4)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 MAX_HEADER_BYTES = 1 << 20  # the inflated header
 MAX_PACKED_HEADER = 1 << 20
 MAX_SECTIONS = 64
@@ -170,11 +172,11 @@ def unframe(blob, pos, source, end=None):
     return head, sections
 
 
-# --- format 4 --------------------------------------------------------------------------
+# --- formats 4 and 5 --------------------------------------------------------------------------
 
 
 def pack(header, sections, nifti_block=b""):
-    """Serialise a format 4 file: ``header`` (JSON-able dict), the NIfTI header block,
+    """Serialise a format 5 file: ``header`` (JSON-able dict), the NIfTI header block,
     and ``sections`` ({tag: bytes})."""
     text = json.dumps(header, sort_keys=True, separators=(",", ":"), allow_nan=False)
     head = deflate(text.encode("utf-8") + b"\n" + bytes(nifti_block))
@@ -186,7 +188,8 @@ def unpack(blob, source):
     """Parse and verify a whole container.
 
     Returns ``(header dict, {tag: bytes}, nifti block, version)``; the header of a
-    format 1-3 file is translated into format 4's (``legacy.upgrade``).
+    format 1-4 file is translated into format 5's terms (``legacy.upgrade``,
+    ``legacy.from_format``).
     """
     start = bytes(blob[:len(MAGIC)])
     if start != MAGIC[:len(start)]:
@@ -200,7 +203,8 @@ def unpack(blob, source):
     if version < 4:
         from .legacy import unpack_v3
 
-        return unpack_v3(blob, source, version)
+        header, sections, block, version = unpack_v3(blob, source, version)
+        return _current_terms(header, version, source), sections, block, version
     if flags != 0:
         raise ICAINRError(source, f"unknown flags {flags:#06x} in the preamble")
     if len(blob) < _PREAMBLE.size + 2 + _U32.size:
@@ -211,7 +215,16 @@ def unpack(blob, source):
     head, sections = unframe(blob, _PREAMBLE.size, source, len(blob) - _U32.size)
     text, _, nifti_block = inflate(head, MAX_HEADER_BYTES, source).partition(b"\n")
     header = parse_json(text, source)
-    return header, sections, nifti_block, version
+    return _current_terms(header, version, source), sections, nifti_block, version
+
+
+def _current_terms(header, version, source):
+    """An older file's header in the current format's terms (``legacy.from_format``)."""
+    if version == FORMAT_VERSION:
+        return header
+    from .legacy import from_format
+
+    return from_format(header, version, source)
 
 
 def parse_json(text, source):

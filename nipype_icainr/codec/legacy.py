@@ -76,6 +76,19 @@ def unpack_v3(blob, source, version):
     return upgraded, sections, block, version
 
 
+def from_format(header, version, source):
+    """A format 1-4 header (format 1-3 ones already ``upgrade``d) in the current
+    format's terms: its model's ``SeriesModel.from_format``."""
+    part = header.get("model") if isinstance(header, dict) else None
+    if not isinstance(part, dict):
+        return header  # the header's validation names what is wrong
+    try:
+        model = models.for_part(part, source)
+    except ICAINRError:
+        return header  # idem
+    return dict(header, model=model.from_format(part, version))
+
+
 def upgrade(header, source):
     """A format 1-3 header in format 4's terms: ``(header, NIfTI header block)``."""
     try:

@@ -220,6 +220,12 @@ class SeriesModel:
         """The model's format 4 entry from a format 1-3 header (its ``arch``, ``data``)."""
         return dict(arch)
 
+    def from_format(self, part, version):
+        """The model's entry in the current format's terms, from a file of an older
+        ``version`` (after ``from_legacy`` for formats 1-3): what an older format
+        left implicit and the current one does otherwise."""
+        return part
+
 
 @dataclass
 class RunTarget:

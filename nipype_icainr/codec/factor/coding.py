@@ -5,7 +5,11 @@ voxels are coded first with a zero-mean Laplace of one scale per component;
 each odd voxel is coded with a Laplace centred on ``a_k`` x the mean of its
 (even) 6-neighbours and with scale ``c0_k + c1_k`` x their mean magnitude,
 which the decoder knows. Fitted per component and stored; measured 9 % smaller
-than one histogram per component on the studyforrest maps. Pattern
+than one histogram per component on the studyforrest maps. From format 5 the
+maps' symbols are coded with tables on a grid of these models (``tables``:
+about three times faster to decode); the encoder scales each pass's fitted model by
+the one of ``SCALE_MULTIPLIERS`` that codes it smallest (stored in the same
+parameters, so the decoder needs nothing more). Pattern
 coefficients are coded with a zero-mean Laplace whose scale is set per octave
 of frequency (0, 1, 2-3, 4-7, ... cycles) from one stored byte per band
 (``MIN_SCALE * 2 ** (code / 8)``).
@@ -16,6 +20,7 @@ import math
 import numpy as np
 
 from ..errors import ICAINRError
+from . import tables
 from .context import Activity, activity_rows
 from .quantise import MAX_SYMBOL
 
@@ -27,6 +32,14 @@ PARAMS_TIME = PARAMS + ("pattern_scale",)
 #: how the patterns are coded: "dct" (format 3) or "time" (format 2, still read)
 TRANSFORMS = ("dct", "time")
 MIN_SCALE = 0.08
+#: how the maps' symbols are coded: "table" (format 5) or "laplace" (formats 2-4)
+MAP_CODERS = ("table", "laplace")
+#: candidate factors on a pass's fitted scales (format 5): the fit is a least-squares
+#: line through |x - mean|, and the tables code some passes smaller with a narrower
+#: or wider law (studyforrest 100x: 0.9 for most, 0.7-1.1 for the rest)
+SCALE_MULTIPLIERS = (0.7, 0.8, 0.9, 1.0, 1.1)
+#: the multiplier is chosen on at most this many of a pass's symbols (every n-th)
+MULTIPLIER_SAMPLE = 4096
 #: band scale codes: MIN_SCALE * 2 ** (code / SCALE_STEPS_PER_OCTAVE), code in 0..255
 SCALE_STEPS_PER_OCTAVE = 8
 
@@ -99,14 +112,44 @@ def _scales(c0, slopes, features):
     return np.maximum(out, MIN_SCALE, out=out)
 
 
-def component_jobs(q_maps, q_patterns, steps, board, transform="dct"):
+def _with_multiplier(coef, features, symbols, means):
+    """``coef`` times the ``SCALE_MULTIPLIERS`` entry whose tables code ``symbols``
+    smallest, as float32 values: the coefficients the decoder reads back.
+
+    Judged on a sample of at most ``MULTIPLIER_SAMPLE`` of the symbols, all
+    multipliers at once, with escapes counted at a flat 32 bits: only the choice
+    depends on it, the coded scales are ``_scales``' of the returned values.
+    """
+    stride = max(1, -(-symbols.size // MULTIPLIER_SAMPLE))
+    base = np.full(symbols[::stride].shape, np.float64(coef[0]))
+    for c, f in zip(coef[1:], features):
+        if c:
+            base += np.float64(c) * f[::stride]
+    scales = np.maximum(np.multiply.outer(_MULTIPLIERS, base), MIN_SCALE)
+    bits = tables.bits(symbols[::stride], None if means is None else means[::stride],
+                       scales, escape_bits=32.0)
+    m = SCALE_MULTIPLIERS[int(np.argmin(bits))]
+    return [float(np.float32(v * m)) for v in coef]
+
+
+_MULTIPLIERS = np.array(SCALE_MULTIPLIERS)
+
+
+def component_jobs(q_maps, q_patterns, steps, board, transform="dct", coder="table",
+                   multipliers=True):
     """Entropy models of every component, fitted on its symbols.
 
     Returns ``(jobs, params, ranges, bands)``: ``jobs[c]`` lists the
-    component's ``(symbols, lo, hi, means, scales)`` in decoding order;
+    component's ``(symbols, lo, hi, means, scales, tabled)`` in decoding order
+    (``means`` None: zero; ``tabled``: coded with ``tables``, else per symbol);
     ``bands`` (K x n_bands uint8) holds the patterns' band scale codes
-    (``transform="dct"``; None for "time").
+    (``transform="dct"``; None for "time"). ``coder``: how the maps are coded
+    (``MAP_CODERS``); ``multipliers`` False leaves the fitted scales as they are
+    (the rate survey: choosing a multiplier is many small numpy calls, which two
+    survey threads were measured to serialise on, 30 % slower on studyforrest).
     """
+    tabled = coder == "table"
+    choose = tabled and multipliers
     k = q_maps.shape[1]
     dct = transform == "dct"
     params = np.zeros((k, len(PARAMS) if dct else len(PARAMS_TIME)), dtype=np.float32)
@@ -137,8 +180,15 @@ def component_jobs(q_maps, q_patterns, steps, board, transform="dct"):
             gain = float(pred @ odd) / denom if denom > 0 else 0.0
             gain = float(np.float32(min(max(gain, 0.0), 2.0)))
             o0, o1, o2 = _line(np.abs(odd - gain * pred), [ctx, act_odd])
+            if choose:
+                if even.size:
+                    e0, e2 = _with_multiplier((e0, e2), [act_even], even, None)
+                o0, o1, o2 = _with_multiplier((o0, o1, o2), [ctx, act_odd], odd,
+                                              np.float64(gain) * pred)
         else:
             e0, e2 = _line(np.abs(even).astype(np.float64), [act_even])
+            if choose:
+                e0, e2 = _with_multiplier((e0, e2), [act_even], even, None)
             gain, o0, o1, o2 = 0.0, 1.0, 0.0, 0.0
         row = q_patterns[c]
         plo, phi = int(row.min()), int(row.max())
@@ -153,40 +203,53 @@ def component_jobs(q_maps, q_patterns, steps, board, transform="dct"):
         ranges[c] = (lo, hi, plo, phi)
         mine = []
         if lo != hi:
-            mine.append((even, lo, hi, np.zeros(even.size), _scales(e0, [e2], [act_even])))
+            mine.append((even, lo, hi, None, _scales(e0, [e2], [act_even]), tabled))
             mine.append((odd, lo, hi, np.float64(gain) * pred,
-                         _scales(o0, [o1, o2], [ctx, act_odd])))
+                         _scales(o0, [o1, o2], [ctx, act_odd]), tabled))
         if plo != phi:
-            mine.append((row, plo, phi, np.zeros(row.size), pscales))
+            mine.append((row, plo, phi, None, pscales, False))
         jobs.append(mine)
     return jobs, params, ranges, bands
+
+
+def _laplace_bits(symbols, means, scales):
+    """Bits of ``symbols`` under their quantised Laplace models (floored at the coder's
+    resolution, 2^-24; the renormalisation over the symbol range is left out)."""
+    u = np.abs(symbols if means is None else symbols - means)
+    inv = np.broadcast_to(1.0 / scales, u.shape)
+    near = u <= 0.5
+    logp = np.empty(u.shape)
+    # |x - mean| <= 1/2: P = 1 - exp(-1/(2b)) cosh((x - mean) / b)
+    i = inv[near]
+    logp[near] = np.log1p(-np.exp(-0.5 * i) * np.cosh(u[near] * i))
+    # |x - mean| > 1/2: P = sinh(1/(2b)) exp(-|x - mean| / b)
+    far = ~near
+    i = inv[far]
+    logp[far] = np.log(np.sinh(0.5 * i)) - u[far] * i
+    return -float(np.maximum(logp, -24.0 * math.log(2.0)).sum()) / math.log(2.0)
+
+
+def _table_bits(symbols, means, scales):
+    """Bits of ``symbols`` coded with ``tables`` (escaped ones by ``_laplace_bits``)."""
+    bits, escaped = tables.bits(symbols, means, scales, escape_bits=None)
+    if escaped.any():
+        bits += _laplace_bits(symbols[escaped], None if means is None else means[escaped],
+                              np.broadcast_to(scales, symbols.shape)[escaped])
+    return bits
 
 
 def estimate_bytes(jobs):
     """What ``encode_jobs`` would take, from the models' own probabilities (no coding).
 
-    Each symbol costs -log2 of its quantised Laplace probability (floored at the
-    coder's resolution, 2^-24; the renormalisation over the symbol range is
-    left out), plus a 32-bit word; the survey of the rate search sizes
-    components with it. Within 1 % of the coded size on the studyforrest run.
+    Each symbol costs -log2 of its probability (table entries exactly, quantised
+    Laplace floored at the coder's resolution), plus a 32-bit word; the survey of
+    the rate search sizes components with it. Within 1 % of the coded size on the
+    studyforrest run.
     """
     bits = 32.0
-    ln2 = math.log(2.0)
-    for symbols, lo, hi, means, scales in jobs:
-        if not symbols.size:
-            continue
-        u = np.abs(symbols - means)
-        inv = np.broadcast_to(1.0 / scales, u.shape)
-        near = u <= 0.5
-        logp = np.empty(u.shape)
-        # |x - mean| <= 1/2: P = 1 - exp(-1/(2b)) cosh((x - mean) / b)
-        i = inv[near]
-        logp[near] = np.log1p(-np.exp(-0.5 * i) * np.cosh(u[near] * i))
-        # |x - mean| > 1/2: P = sinh(1/(2b)) exp(-|x - mean| / b)
-        far = ~near
-        i = inv[far]
-        logp[far] = np.log(np.sinh(0.5 * i)) - u[far] * i
-        bits -= float(np.maximum(logp, -24.0 * ln2).sum()) / ln2
+    for symbols, lo, hi, means, scales, tabled in jobs:
+        if symbols.size:
+            bits += (_table_bits if tabled else _laplace_bits)(symbols, means, scales)
     return bits / 8.0
 
 
@@ -194,30 +257,90 @@ def encode_jobs(jobs):
     import constriction
 
     coder = constriction.stream.stack.AnsCoder()
-    for symbols, lo, hi, means, scales in reversed(jobs):  # ANS is a stack
-        if symbols.size:
-            coder.encode_reverse(np.ascontiguousarray(symbols, np.int32), _laplace(lo, hi),
-                                 means, scales)
+    for symbols, lo, hi, means, scales, tabled in reversed(jobs):  # ANS is a stack
+        if not symbols.size:
+            continue
+        symbols = np.ascontiguousarray(symbols, np.int32)
+        if tabled:
+            _encode_tabled(coder, symbols, lo, hi, means, scales)
+        else:
+            coder.encode_reverse(symbols, _laplace(lo, hi), _means(means, symbols.size),
+                                 scales)
     return coder.get_compressed()
 
 
-def encode_factors(q_maps, q_patterns, steps, board, transform="dct"):
+def _means(means, n):
+    return np.zeros(n) if means is None else means
+
+
+def _tabled_order(means, scales):
+    """``(order, tables, n_tabled, residual offsets in order, table halves in order)``
+    of one pass (``tables.groups``)."""
+    key, offset = tables.keys(means, scales)
+    order, used = tables.groups(key)
+    n_tabled = sum(count for _, count in used)
+    half = np.repeat([tables.table(k).half for k, _ in used], [c for _, c in used]) \
+        if used else np.zeros(0, dtype=np.int64)
+    return order, used, n_tabled, offset[order[:n_tabled]] - (half + 1), half
+
+
+def _escaped(order, entries, half, n_tabled):
+    """The voxels coded per symbol after the tables, in voxel order: escapes and
+    ``WIDE``."""
+    out = order[:n_tabled][(entries == 0) | (entries == 2 * half + 2)]
+    return np.sort(np.concatenate([out, order[n_tabled:]]))
+
+
+def _encode_tabled(coder, symbols, lo, hi, means, scales):
+    """Push one pass: its table groups in increasing key, then its escaped symbols
+    (per-symbol Laplace, in voxel order); pushed in reverse, as ANS decodes last in
+    first out."""
+    order, used, n_tabled, shift, half = _tabled_order(means, scales)
+    entries = np.clip(symbols[order[:n_tabled]] - shift, 0, 2 * half + 2).astype(np.int32)
+    escaped = _escaped(order, entries, half, n_tabled)
+    if escaped.size:
+        coder.encode_reverse(symbols[escaped], _laplace(lo, hi),
+                             _means(means, symbols.size)[escaped], scales[escaped])
+    end = n_tabled
+    for k, count in reversed(used):
+        coder.encode_reverse(entries[end - count:end], tables.table(k).model)
+        end -= count
+
+
+def _decode_tabled(coder, n, lo, hi, means, scales):
+    """Inverse of ``_encode_tabled``: the pass's ``n`` symbols (int64)."""
+    order, used, n_tabled, shift, half = _tabled_order(means, scales)
+    entries = np.concatenate([coder.decode(tables.table(k).model, count)
+                              for k, count in used] + [np.zeros(0, dtype=np.int32)])
+    out = np.empty(n, dtype=np.int64)
+    out[order[:n_tabled]] = entries + shift
+    escaped = _escaped(order, entries, half, n_tabled)
+    if escaped.size:
+        out[escaped] = coder.decode(_laplace(lo, hi), _means(means, n)[escaped],
+                                    scales[escaped])
+    return out
+
+
+def encode_factors(q_maps, q_patterns, steps, board, transform="dct", coder="table"):
     """ANS-code quantised maps (N x K) and patterns (K x T).
 
     ``steps`` is the per-component pattern step. Returns ``(payload bytes,
     params float32 (K, len(PARAMS)), ranges int32 (K, 4), bands uint8 or
     None)``, stored in the section before the words (see ``pack``).
     """
-    jobs, params, ranges, bands = component_jobs(q_maps, q_patterns, steps, board, transform)
+    jobs, params, ranges, bands = component_jobs(q_maps, q_patterns, steps, board, transform,
+                                                   coder)
     words = encode_jobs([job for mine in jobs for job in mine])
     return words.astype("<u4").tobytes(), params, ranges, bands
 
 
-def decode_factors(words, params, ranges, bands, n_timepoints, board, source):
+def decode_factors(words, params, ranges, bands, n_timepoints, board, source, coder="table"):
     """Inverse of ``encode_factors``; all sizes come from the validated header.
 
-    ``bands`` None means format 2's time-domain patterns (``PARAMS_TIME``).
+    ``bands`` None means format 2's time-domain patterns (``PARAMS_TIME``);
+    ``coder`` how the maps were coded (``MAP_CODERS``: "laplace" before format 5).
     """
+    decode_pass = _decode_tabled if coder == "table" else _decode_laplace
     import constriction
 
     k = params.shape[0]
@@ -241,7 +364,7 @@ def decode_factors(words, params, ranges, bands, n_timepoints, board, source):
     rows = np.zeros((k, n), dtype=np.int32)
     activity = Activity(n)  # per voxel, so the order of the voxels does not matter
     try:
-        coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, np.uint32))
+        ans = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, np.uint32))
         for c in range(k):
             _, e0, e2, gain, o0, o1, o2 = (float(v) for v in params[c, :len(PARAMS)])
             lo, hi, plo, phi = (int(v) for v in ranges[c])
@@ -250,23 +373,23 @@ def decode_factors(words, params, ranges, bands, n_timepoints, board, source):
             if lo == hi:
                 row[:] = lo
             else:
-                fam = _laplace(lo, hi)
                 if n_even:
-                    row[:n_even] = coder.decode(fam, np.zeros(n_even),
-                                                _scales(e0, [e2], [act[:n_even]]))
+                    row[:n_even] = decode_pass(ans, n_even, lo, hi, None,
+                                               _scales(e0, [e2], [act[:n_even]]))
                 if n_even < n:
                     pred, ctx = board.context(row, gather)
-                    row[n_even:] = coder.decode(fam, np.float64(gain) * pred,
-                                                _scales(o0, [o1, o2], [ctx, act[n_even:]]))
+                    row[n_even:] = decode_pass(ans, n - n_even, lo, hi,
+                                               np.float64(gain) * pred,
+                                               _scales(o0, [o1, o2], [ctx, act[n_even:]]))
             if plo == phi:
                 q_patterns[c] = plo
             else:
                 pscales = band_scales(bands[c], edges) if bands is not None else \
                     np.full(n_timepoints, float(params[c, len(PARAMS)]))
-                q_patterns[c] = coder.decode(_laplace(plo, phi), np.zeros(n_timepoints),
-                                             pscales)
+                q_patterns[c] = ans.decode(_laplace(plo, phi), np.zeros(n_timepoints),
+                                           pscales)
             activity.add(row)
-        exact = coder.is_empty()  # every word consumed, the coder back at its start
+        exact = ans.is_empty()  # every word consumed, the coder back at its start
     except ICAINRError:
         raise
     except Exception:
@@ -278,6 +401,11 @@ def decode_factors(words, params, ranges, bands, n_timepoints, board, source):
     q_maps = np.empty((n, k), dtype=np.int32)
     q_maps[board.order] = rows.T
     return q_maps, q_patterns
+
+
+def _decode_laplace(ans, n, lo, hi, means, scales):
+    """A pass coded per symbol (formats 2-4)."""
+    return ans.decode(_laplace(lo, hi), _means(means, n), scales)
 
 
 def pack(words, params, ranges, bands=None):

@@ -23,7 +23,7 @@ from ..config import Choice, Float, Int
 from ..errors import ICAINRError
 from ..models import Coded, SeriesModel
 from .basis import principal_basis
-from .coding import MAX_COMPONENTS, TRANSFORMS, decode_factors, unpack
+from .coding import MAP_CODERS, MAX_COMPONENTS, TRANSFORMS, decode_factors, unpack
 from .context import Checkerboard
 from .quantise import DEAD_ZONE, dequantize
 from .search import fit_to_error, refine, survey_and_choose
@@ -108,9 +108,12 @@ class FactorModel(SeriesModel):
 
     def validate(self, part, shape, n_voxels, source):
         out = {"n_components": part["n_components"], "patterns": part["patterns"],
-               "step": part["step"], "n_timepoints": shape[3], "n_voxels": n_voxels}
+               "step": part["step"], "n_timepoints": shape[3], "n_voxels": n_voxels,
+               "maps": part.get("maps", "table")}  # absent from format 5 files
         if out["patterns"] not in TRANSFORMS:
             raise ICAINRError(source, f"unknown pattern coding {str(out['patterns'])[:20]!r}")
+        if out["maps"] not in MAP_CODERS:
+            raise ICAINRError(source, f"unknown map coding {str(out['maps'])[:20]!r}")
         # formats 2-3 repeated the length and the voxel count here
         if part.get("n_timepoints", shape[3]) != shape[3]:
             raise ICAINRError(source, "the factorization's length does not match the image")
@@ -139,13 +142,18 @@ class FactorModel(SeriesModel):
         if params.shape[0] != part["n_components"]:
             raise ICAINRError(source, "the factor section does not match the header")
         board = Checkerboard(mask)
-        q_maps, q_patterns = decode_factors(words, params, ranges, bands, n_t, board, source)
+        q_maps, q_patterns = decode_factors(words, params, ranges, bands, n_t, board, source,
+                                            part["maps"])
         maps, patterns = dequantize(q_maps, q_patterns, part["step"], params, transform)
         return maps @ patterns
 
     def describe(self, part):
         return (f"coded factorization, K={part['n_components']} voxel maps x activation "
                 f"patterns, step {part['step']:.4g}")
+
+    def from_format(self, part, version):
+        # formats 2-4 coded every map symbol with its own Laplace; format 5 with tables
+        return dict(part, maps="laplace") if version < 5 else part
 
     def from_legacy(self, arch, data, header):
         # format 2 files coded time-domain patterns and had no "patterns" key

@@ -66,7 +66,8 @@ def survey_step(series, maps, step, board, energy, transform="dct", dead_zone=No
     """
     _, q_maps, q_patterns, steps, exact, cross, gram = quantize_all(series, maps, step,
                                                                      transform, dead_zone)
-    jobs, _, _, bands = component_jobs(q_maps, q_patterns, steps, board, transform)
+    jobs, _, _, bands = component_jobs(q_maps, q_patterns, steps, board, transform,
+                                       multipliers=False)
     n_bands = 0 if bands is None else bands.shape[1]
     per = np.array([estimate_bytes(mine) + 4.0 * (len(PARAMS) + 4) + n_bands
                     for mine in jobs])

@@ -1,0 +1,100 @@
+"""The table coder of the maps' symbols (format 5): exact keys, identical tables on
+every machine, and exact round trips through escapes and per-symbol scales."""
+
+import numpy as np
+import pytest
+
+from nipype_icainr.codec.factor import coding, tables
+
+
+def test_table_constants_are_the_formula_rounded():
+    """``PHI_Q16`` is ``phi_q16`` of every cell, and each value lies well away from a
+    rounding boundary, so a libm a last bit off would still give the same integers."""
+    assert tables.PHI_Q16 == tuple(tables.phi_q16(c) for c in range(tables.N_CELLS))
+    import math
+
+    for cell in range(tables.N_CELLS):
+        low, high = tables.cell_bounds(cell)
+        exact = 65536 * math.exp(-0.25 / math.sqrt(low * high))
+        assert abs(exact - math.floor(exact) - 0.5) > 1e-6
+
+
+def test_keys_follow_the_scale_cells_and_mean_quarters():
+    low, high = tables.cell_bounds(9)
+    scales = np.array([low, np.nextafter(high, 0), high, 63.99, 64.0, 1e300, np.inf])
+    key, offset = tables.keys(None, scales)
+    assert key.tolist()[:3] == [9 * 4, 9 * 4, 10 * 4]
+    assert key[3] == (tables.N_CELLS - 1) * 4
+    assert (key[4:] == tables.WIDE).all()  # per symbol; an overflowing cast included
+    assert (offset == 0).all()
+    means = np.array([-1.2, -0.125, 0.0, 0.124, 0.126, 0.9, 2.5])
+    key, offset = tables.keys(means, np.full(means.size, 0.3))
+    # q = rint(4 m) (half to even): -5, 0, 0, 0, 1, 4, 10 -> offset floor(q/4), fraction q mod 4
+    assert offset.tolist() == [-2, 0, 0, 0, 0, 1, 2]
+    assert (key % 4).tolist() == [3, 0, 0, 0, 1, 0, 2]
+
+
+@pytest.mark.parametrize("cell", [1, 12, 39])
+@pytest.mark.parametrize("fraction", [0, 1, 2, 3])
+def test_tables_are_a_quantised_laplace(cell, fraction):
+    """Each table's probabilities match a Laplace of the cell's scale centred on the
+    fraction, integrated over unit bins (within the fixed-point rounding), and every
+    entry, escapes included, can be coded."""
+    import math
+
+    t = tables.table(cell * 4 + fraction)
+    p = 2.0 ** -t.bits
+    low, high = tables.cell_bounds(cell)
+    s = math.sqrt(low * high)
+    centre = fraction / 4
+    r = np.arange(-t.half, t.half + 1)
+
+    def cdf(x):
+        return np.where(x < 0, 0.5 * np.exp(x / s), 1 - 0.5 * np.exp(-x / s))
+
+    expected = cdf(r - centre + 0.5) - cdf(r - centre - 0.5)
+    big = expected > 1e-4
+    np.testing.assert_allclose(p[1:-1][big], expected[big], rtol=2e-3)
+    assert np.isfinite(t.bits).all() and p[0] > 0 and p[-1] > 0
+    # the support holds all but ~2^-24 of the mass
+    assert 1 - expected.sum() < 1e-6
+
+
+def _pass_round_trip(symbols, means, scales, lo, hi):
+    import constriction
+
+    job = (symbols, lo, hi, means, scales, True)
+    words = coding.encode_jobs([job])
+    ans = constriction.stream.stack.AnsCoder(words)
+    out = coding._decode_tabled(ans, symbols.size, lo, hi, means, scales)
+    assert ans.is_empty()
+    return out, words
+
+
+def test_a_pass_round_trips_through_tables_escapes_and_wide_scales():
+    rng = np.random.default_rng(3)
+    n = 5000
+    scales = np.exp(rng.uniform(np.log(0.08), np.log(200.0), n))  # some >= 64: per symbol
+    means = rng.normal(scale=3.0, size=n)
+    symbols = np.rint(means + rng.laplace(scale=scales)).astype(np.int32)
+    # outliers far outside their tables' support: escapes
+    symbols[::97] += rng.choice([-1, 1], size=symbols[::97].size) * 5000
+    lo, hi = int(symbols.min()), int(symbols.max())
+    out, words = _pass_round_trip(symbols, means, scales, lo, hi)
+    np.testing.assert_array_equal(out, symbols)
+    # the estimate the rate search uses is close to the coded size
+    estimate = coding.estimate_bytes([(symbols, lo, hi, means, scales, True)])
+    assert abs(estimate - 4 * words.size) < 0.02 * 4 * words.size + 8
+
+
+def test_tables_cost_about_what_the_per_symbol_laplace_costs():
+    """On Laplace data the rounding of scales and means costs little (< 1.5 %)."""
+    rng = np.random.default_rng(4)
+    n = 200_000
+    scales = np.exp(rng.uniform(np.log(0.1), np.log(20.0), n))
+    means = rng.normal(scale=2.0, size=n)
+    symbols = np.rint(means + rng.laplace(scale=scales)).astype(np.int32)
+    lo, hi = int(symbols.min()), int(symbols.max())
+    table = coding.estimate_bytes([(symbols, lo, hi, means, scales, True)])
+    laplace = coding.estimate_bytes([(symbols, lo, hi, means, scales, False)])
+    assert table < 1.015 * laplace
