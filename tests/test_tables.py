@@ -8,45 +8,47 @@ from nipype_icainr.codec.factor import coding, tables
 
 
 def test_table_constants_are_the_formula_rounded():
-    """``PHI_Q16`` is ``phi_q16`` of every cell, and each value lies well away from a
-    rounding boundary, so a libm a last bit off would still give the same integers."""
-    assert tables.PHI_Q16 == tuple(tables.phi_q16(c) for c in range(tables.N_CELLS))
+    """``PHI_Q32`` (the integers the codec uses: no libm call at run time) is
+    ``phi_q32`` of every cell, the formula it documents, rounded."""
     import math
 
     for cell in range(tables.N_CELLS):
         low, high = tables.cell_bounds(cell)
-        exact = 65536 * math.exp(-0.25 / math.sqrt(low * high))
-        assert abs(exact - math.floor(exact) - 0.5) > 1e-6
+        exact = 2.0 ** 32 * math.exp(-1.0 / (8 * math.sqrt(low * high)))
+        assert abs(tables.PHI_Q32[cell] - exact) <= 0.5 + 1e-3
+    assert 0 < min(tables.PHI_Q32) and max(tables.PHI_Q32) < 2 ** 32
+    assert list(tables.PHI_Q32) == sorted(tables.PHI_Q32)  # wider cells decay slower
 
 
-def test_keys_follow_the_scale_cells_and_mean_quarters():
+def test_keys_follow_the_scale_cells_and_mean_eighths():
+    levels = tables.MEAN_LEVELS
     low, high = tables.cell_bounds(9)
     scales = np.array([low, np.nextafter(high, 0), high, 63.99, 64.0, 1e300, np.inf])
     key, offset = tables.keys(None, scales)
-    assert key.tolist()[:3] == [9 * 4, 9 * 4, 10 * 4]
-    assert key[3] == (tables.N_CELLS - 1) * 4
+    assert key.tolist()[:3] == [9 * levels, 9 * levels, 10 * levels]
+    assert key[3] == (tables.N_CELLS - 1) * levels
     assert (key[4:] == tables.WIDE).all()  # per symbol; an overflowing cast included
     assert (offset == 0).all()
-    means = np.array([-1.2, -0.125, 0.0, 0.124, 0.126, 0.9, 2.5])
+    means = np.array([-1.2, -0.0625, 0.0, 0.062, 0.063, 0.9, 2.5])
     key, offset = tables.keys(means, np.full(means.size, 0.3))
-    # q = rint(4 m) (half to even): -5, 0, 0, 0, 1, 4, 10 -> offset floor(q/4), fraction q mod 4
-    assert offset.tolist() == [-2, 0, 0, 0, 0, 1, 2]
-    assert (key % 4).tolist() == [3, 0, 0, 0, 1, 0, 2]
+    # q = rint(8 m) (half to even): -10, 0, 0, 0, 1, 7, 20 -> offset floor(q/8), fraction q mod 8
+    assert offset.tolist() == [-2, 0, 0, 0, 0, 0, 2]
+    assert (key % levels).tolist() == [6, 0, 0, 0, 1, 7, 4]
 
 
 @pytest.mark.parametrize("cell", [1, 12, 39])
-@pytest.mark.parametrize("fraction", [0, 1, 2, 3])
+@pytest.mark.parametrize("fraction", [0, 1, 3, 4, 7])
 def test_tables_are_a_quantised_laplace(cell, fraction):
     """Each table's probabilities match a Laplace of the cell's scale centred on the
     fraction, integrated over unit bins (within the fixed-point rounding), and every
     entry, escapes included, can be coded."""
     import math
 
-    t = tables.table(cell * 4 + fraction)
+    t = tables.table(cell * tables.MEAN_LEVELS + fraction)
     p = 2.0 ** -t.bits
     low, high = tables.cell_bounds(cell)
     s = math.sqrt(low * high)
-    centre = fraction / 4
+    centre = fraction / tables.MEAN_LEVELS
     r = np.arange(-t.half, t.half + 1)
 
     def cdf(x):

@@ -47,7 +47,7 @@ MAX_FILE_BYTES = 1 << 40
 _PREAMBLE = struct.Struct("<8sHH")
 _U32 = struct.Struct("<I")
 
-#: DEFLATE preset dictionary of format 4 headers: typical JSON and a typical NIfTI-1
+#: DEFLATE preset dictionary of format 4 and 5 headers: typical JSON and a typical NIfTI-1
 #: header block (it only makes headers smaller; changing it changes the format)
 HEADER_DICTIONARY = (
     b'{"config":{"background_step":1.0,"components":"fewest","max_components":256,'

@@ -1,4 +1,4 @@
-"""The ``.icainr`` header: what format 4 stores, and its whole validation before decoding.
+"""The ``.icainr`` header: what formats 4 and 5 store, and its whole validation before decoding.
 
 A header (JSON) holds ``software``, ``seed``, ``device``, ``config`` (the
 validated configuration of the file's model), ``image`` (shape, stored dtype,

@@ -1,4 +1,5 @@
-"""Reading files of formats 1 to 3: their framing, and their header in format 4's terms.
+"""Reading older files: the framing of formats 1 to 3, and their headers (and format
+4's) in the current format's terms.
 
 Formats 1-3 stored a JSON header (with the NIfTI header block in base64 and
 derived fields beside it, the full configuration, the model's settings split

@@ -31,11 +31,15 @@ patterns, both quantised and entropy coded:
   histogram per component on the studyforrest maps. Pattern coefficients are
   coded with a zero-mean Laplace whose scale is set per octave of frequency
   (0, 1, 2-3, 4-7, ... cycles) from one stored byte per band
-  (``MIN_SCALE * 2 ** (code / 8)``).
+  (``MIN_SCALE * 2 ** (code / 8)``). Since format 5 the maps' models are rounded
+  onto a grid (scale to a quarter octave, mean to an eighth of a unit) and every
+  symbol of one grid cell is coded with one categorical table built from
+  integers (``tables``): map decoding on studyforrest 1.13 -> 0.37 s, the same
+  PSNR at equal size within a few hundredths of a dB.
 
 Modules: ``basis`` (PCA), ``context`` (what the coder conditions on),
 ``quantise`` (steps, DCT, refit), ``coding`` (ANS coding and the section
-layout), ``search`` (K and the step for a budget), ``model`` (the
+layout), ``tables`` (the maps' coding tables), ``search`` (K and the step for a budget), ``model`` (the
 ``SeriesModel``).
 """
 
