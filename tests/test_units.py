@@ -302,3 +302,16 @@ def test_factor_section_round_trips_columns_without_zeros():
                                q_patterns.shape[1])
     maps, patterns = factor.decode_factors(w, p, r, b, q_patterns.shape[1], board, "x.icainr")
     assert np.array_equal(maps, q_maps) and np.array_equal(patterns, q_patterns)
+
+
+def test_codec_errors_survive_a_process_boundary():
+    """An error raised in a worker process (the benchmark runs the codec in one)
+    reaches the parent as the same error, not as a broken process pool."""
+    import pickle
+
+    from nipype_icainr.codec.errors import OutOfReach
+
+    err = pickle.loads(pickle.dumps(OutOfReach("run.nii.gz", "ratio 200 is out of reach")))
+    assert isinstance(err, OutOfReach) and err.path == "run.nii.gz"
+    assert str(err) == "run.nii.gz: ratio 200 is out of reach"
+    assert str(pickle.loads(pickle.dumps(ICAINRError(None, "no file")))) == "no file"

@@ -30,6 +30,7 @@ import time
 import numpy as np
 
 from .. import metrics
+from ..codec.errors import OutOfReach as CodecOutOfReach
 from .methods import make_method, parse_methods
 from .search import OutOfReach, TOLERANCE
 
@@ -232,7 +233,7 @@ def _bench_run(path, events, is_haxby, names, ratios, inr_steps, extra_context, 
                     _evaluate(method, method_name, target, inp, ref, context, quality,
                               data_path, mask_path, tmp, row, details, where,
                               compress_in_child, decompress_in_child)
-                except OutOfReach as exc:
+                except (OutOfReach, CodecOutOfReach) as exc:  # a peer's, or the codec's
                     row["note"] = f"target out of reach: {exc}"
                     log(f"{where}: {row['note']}")
                 except Exception as exc:  # a method's failure must not end the run

@@ -13,6 +13,12 @@ class ICAINRError(Exception):
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
 
+    def __reduce__(self):
+        # pickled with both arguments, so that the error raised in a worker process
+        # (the benchmark's children) comes back as itself; the default (the message
+        # alone) cannot rebuild it and breaks the process pool instead
+        return self.__class__, (self.path, self.problem)
+
 
 class OutOfReach(ICAINRError):
     """The requested ratio cannot be reached: what must be stored already exceeds it."""
