@@ -100,3 +100,27 @@ def test_tables_cost_about_what_the_per_symbol_laplace_costs():
     table = coding.estimate_bytes([(symbols, lo, hi, means, scales, True)])
     laplace = coding.estimate_bytes([(symbols, lo, hi, means, scales, False)])
     assert table < 1.015 * laplace
+
+
+def test_batched_estimates_equal_the_per_component_ones(monkeypatch):
+    """The rate survey prices every component's symbols in batches; the result is each
+    component's ``estimate_bytes``, escapes and per-symbol patterns included, however
+    the components fall into batches."""
+    rng = np.random.default_rng(5)
+    jobs = []
+    for c in range(7):
+        n = int(rng.integers(1, 400))
+        scales = np.exp(rng.uniform(np.log(0.08), np.log(100.0), n))
+        means = None if c % 2 else rng.normal(scale=2.0, size=n)
+        x = np.rint((0 if means is None else means) + rng.laplace(scale=scales))
+        x[::13] += 3000  # escapes
+        x = x.astype(np.int32)
+        pattern = np.rint(rng.laplace(scale=5.0, size=30)).astype(np.int32)
+        jobs.append([(x, int(x.min()), int(x.max()), means, scales, True),
+                     (pattern, int(pattern.min()), int(pattern.max()), None,
+                      np.full(30, 5.0), False)])
+    jobs.append([])  # a component with nothing to code
+    expected = np.array([coding.estimate_bytes(mine) for mine in jobs])
+    np.testing.assert_allclose(coding.estimate_component_bytes(jobs), expected, rtol=1e-12)
+    monkeypatch.setattr(coding, "ESTIMATE_BATCH", 300)
+    np.testing.assert_allclose(coding.estimate_component_bytes(jobs), expected, rtol=1e-12)

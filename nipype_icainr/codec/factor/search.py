@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models import MeanOption
-from .coding import PARAMS, component_jobs, encode_factors, estimate_bytes, pack
+from .coding import PARAMS, component_jobs, encode_factors, estimate_component_bytes, pack
 from .quantise import MAX_SYMBOL, dequantize, prefix_errors, quantize_all, squared_error
 
 
@@ -69,8 +69,7 @@ def survey_step(series, maps, step, board, energy, transform="dct", dead_zone=No
     jobs, _, _, bands = component_jobs(q_maps, q_patterns, steps, board, transform,
                                        multipliers=False)
     n_bands = 0 if bands is None else bands.shape[1]
-    per = np.array([estimate_bytes(mine) + 4.0 * (len(PARAMS) + 4) + n_bands
-                    for mine in jobs])
+    per = estimate_component_bytes(jobs) + 4.0 * (len(PARAMS) + 4) + n_bands
     sizes = np.cumsum(per) + 4
     # the patterns' quantisation error, component by component (cross terms
     # dropped): without it the survey favours many coarsely coded patterns

@@ -36,6 +36,7 @@ the section; with the encoder's choice of a scale multiplier per pass
 files at 25x.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -94,15 +95,10 @@ class Table:
     def __init__(self, cell, fraction):
         import constriction
 
-        phi = PHI_Q32[cell]
-        powers = [_ONE]  # powers[n] ~ 2^40 phi^n = 2^40 exp(-n / 8s)
-        while powers[-1] >> (_POWER_BITS - TAIL_BITS):  # down to 2^-24 of the centre
-            powers.append((powers[-1] * phi) >> _Q)
-        last = len(powers) - 1
+        powers = _powers(cell)
         h = MEAN_LEVELS // 2  # half a unit
-        powers += [0] * (2 * h + 2)  # beyond the last: 0
+        last = powers.size - (2 * h + 3)
         self.half = (last + MEAN_LEVELS) // MEAN_LEVELS
-        powers = np.asarray(powers, dtype=np.int64)
         # the mass of a Laplace centred on fraction / 8 over [r - 1/2, r + 1/2], in eighths
         # n = 8r - fraction: away from the centre (|n| >= 4) (phi^(|n|-4) - phi^(|n|+4)) / 2;
         # on it (|n| < 4) 1 - (phi^(4+n) + phi^(4-n)) / 2
@@ -121,6 +117,21 @@ class Table:
 
 
 _TABLES = {}
+
+
+@functools.lru_cache(maxsize=None)
+def _powers(cell):
+    """``P_n ~ 2^40 phi^n = 2^40 exp(-n / 8s)`` (int64) down to the first under 2^16
+    (2^-24 of the centre), then ``MEAN_LEVELS + 2`` zeros; shared by the cell's
+    eight tables (a Python loop of up to 8,000 integer products for the widest)."""
+    phi = PHI_Q32[cell]
+    powers = [_ONE]
+    while powers[-1] >> (_POWER_BITS - TAIL_BITS):
+        powers.append((powers[-1] * phi) >> _Q)
+    powers += [0] * (MEAN_LEVELS + 2)  # beyond the last: 0
+    out = np.asarray(powers, dtype=np.int64)
+    out.flags.writeable = False
+    return out
 
 
 def table(key):
@@ -182,6 +193,19 @@ class _Flat:
 
 
 _FLAT = []
+
+
+def symbol_bits(symbols, means, scales):
+    """``(bits, escaped)`` of each symbol: its table entry's bits, and whether it goes
+    on to be coded per symbol (an escape, or ``WIDE``: bits 0 here)."""
+    if not _FLAT:
+        _FLAT.append(_Flat())
+    flat = _FLAT[0]
+    key, offset = keys(means, scales)
+    half = flat.half[key]
+    entry = np.clip(symbols - offset + half + 1, 0, 2 * half + 2)
+    escaped = (entry == 0) | (entry == 2 * half + 2) | (key == WIDE)
+    return flat.bits[flat.start[key] + entry], escaped
 
 
 def bits(symbols, means, scales, escape_bits=None):
