@@ -259,7 +259,7 @@ def estimate_bytes(jobs):
 
 
 #: symbols gathered at a time by ``estimate_component_bytes`` (bounds its extra memory)
-ESTIMATE_BATCH = 1 << 20
+ESTIMATE_BATCH = 1 << 18
 
 
 def estimate_component_bytes(jobs):
