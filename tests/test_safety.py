@@ -111,7 +111,9 @@ def test_stale_temp_files_of_dead_writers_are_removed(bold_file, tmp_path, capsy
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_compress_leaves_nothing(tmp_path, sig):
     """SIGTERM and SIGINT: exit with one line, no output, no temporary file."""
-    img, raw = synthetic_bold(shape=(40, 48, 30, 120), seed=2)
+    # about 10 s to compress here (a 40x48x30x120 run took under 5 s once the encoder
+    # got faster, and finished before the signal came)
+    img, raw = synthetic_bold(shape=(64, 64, 40, 160), seed=2)
     src = tmp_path / "big.nii"
     nib.Nifti1Image(raw, img.affine).to_filename(str(src))
     out = tmp_path / "out" / "big.icainr"
