@@ -180,16 +180,15 @@ def component_jobs(q_maps, q_patterns, steps, board, transform="dct", coder="tab
             gain = float(pred @ odd) / denom if denom > 0 else 0.0
             gain = float(np.float32(min(max(gain, 0.0), 2.0)))
             o0, o1, o2 = _line(np.abs(odd - gain * pred), [ctx, act_odd])
-            if choose:
-                if even.size:
-                    e0, e2 = _with_multiplier((e0, e2), [act_even], even, None)
-                o0, o1, o2 = _with_multiplier((o0, o1, o2), [ctx, act_odd], odd,
-                                              np.float64(gain) * pred)
         else:
             e0, e2 = _line(np.abs(even).astype(np.float64), [act_even])
-            if choose:
-                e0, e2 = _with_multiplier((e0, e2), [act_even], even, None)
             gain, o0, o1, o2 = 0.0, 1.0, 0.0, 0.0
+        if choose and lo != hi:
+            if even.size:
+                e0, e2 = _with_multiplier((e0, e2), [act_even], even, None)
+            if odd.size:
+                o0, o1, o2 = _with_multiplier((o0, o1, o2), [ctx, act_odd], odd,
+                                              np.float64(gain) * pred)
         row = q_patterns[c]
         plo, phi = int(row.min()), int(row.max())
         if dct:
@@ -212,14 +211,9 @@ def component_jobs(q_maps, q_patterns, steps, board, transform="dct", coder="tab
     return jobs, params, ranges, bands
 
 
-def _laplace_bits(symbols, means, scales):
-    """Bits of ``symbols`` under their quantised Laplace models (floored at the coder's
-    resolution, 2^-24; the renormalisation over the symbol range is left out)."""
-    return float(_laplace_symbol_bits(symbols, means, scales).sum())
-
-
 def _laplace_symbol_bits(symbols, means, scales):
-    """``_laplace_bits`` of each symbol."""
+    """Bits of each symbol under its quantised Laplace model (floored at the coder's
+    resolution, 2^-24; the renormalisation over the symbol range is left out)."""
     u = np.abs(symbols if means is None else symbols - means)
     inv = np.broadcast_to(1.0 / scales, u.shape)
     near = u <= 0.5
@@ -234,12 +228,15 @@ def _laplace_symbol_bits(symbols, means, scales):
     return np.maximum(logp, -24.0 * math.log(2.0)) * (-1.0 / math.log(2.0))
 
 
-def _table_bits(symbols, means, scales):
-    """Bits of ``symbols`` coded with ``tables`` (escaped ones by ``_laplace_bits``)."""
-    bits, escaped = tables.bits(symbols, means, scales, escape_bits=None)
+def _table_symbol_bits(symbols, means, scales):
+    """Bits of each symbol coded with ``tables``: its entry's, plus, for an escaped
+    one, its own under ``_laplace_symbol_bits``."""
+    scales = np.broadcast_to(scales, symbols.shape)
+    bits, escaped = tables.symbol_bits(symbols, means, scales)
     if escaped.any():
-        bits += _laplace_bits(symbols[escaped], None if means is None else means[escaped],
-                              np.broadcast_to(scales, symbols.shape)[escaped])
+        bits[escaped] += _laplace_symbol_bits(symbols[escaped],
+                                              None if means is None else means[escaped],
+                                              scales[escaped])
     return bits
 
 
@@ -254,7 +251,8 @@ def estimate_bytes(jobs):
     bits = 32.0
     for symbols, lo, hi, means, scales, tabled in jobs:
         if symbols.size:
-            bits += (_table_bits if tabled else _laplace_bits)(symbols, means, scales)
+            pricing = _table_symbol_bits if tabled else _laplace_symbol_bits
+            bits += float(pricing(symbols, means, scales).sum())
     return bits / 8.0
 
 
@@ -285,13 +283,8 @@ def estimate_component_bytes(jobs):
                                     for _, job in batch])
             scales = np.concatenate([np.broadcast_to(job[4], job[0].shape)
                                      for _, job in batch])
-            if tabled:
-                bits, escaped = tables.symbol_bits(symbols, means, scales)
-                if escaped.any():  # the escape entry's bits, then the symbol's own
-                    bits[escaped] += _laplace_symbol_bits(symbols[escaped], means[escaped],
-                                                          scales[escaped])
-            else:
-                bits = _laplace_symbol_bits(symbols, means, scales)
+            bits = (_table_symbol_bits if tabled else _laplace_symbol_bits)(symbols, means,
+                                                                             scales)
             out += np.bincount(owner, weights=bits, minlength=len(jobs))[:len(jobs)]
         start = stop
     return out / 8.0
@@ -384,9 +377,9 @@ def decode_factors(words, params, ranges, bands, n_timepoints, board, source, co
     ``bands`` None means format 2's time-domain patterns (``PARAMS_TIME``);
     ``coder`` how the maps were coded (``MAP_CODERS``: "laplace" before format 5).
     """
-    decode_pass = _decode_tabled if coder == "table" else _decode_laplace
     import constriction
 
+    decode_pass = _decode_tabled if coder == "table" else _decode_laplace
     k = params.shape[0]
     edges = pattern_bands(n_timepoints)
     n = board.n_voxels

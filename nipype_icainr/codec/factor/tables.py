@@ -176,56 +176,35 @@ def groups(key):
     return order, [(int(k), int(counts[k])) for k in used]
 
 
-def entries(residuals, half):
-    """Table entries of ``x - offset``: escapes at 0 and ``2 half + 2``."""
-    return np.clip(residuals + (half + 1), 0, 2 * half + 2)
-
-
-class _Flat:
-    """Every table's bits in one array, for the encoder's size estimates."""
-
-    def __init__(self):
-        all_tables = [table(k) for k in range(WIDE)]
-        self.half = np.array([t.half for t in all_tables] + [0], dtype=np.int64)
-        sizes = [t.bits.size for t in all_tables] + [3]  # WIDE: three zero-bit entries
-        self.start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        self.bits = np.concatenate([t.bits for t in all_tables] + [np.zeros(3)])
-
-
-_FLAT = []
+@functools.lru_cache(maxsize=None)
+def _flat():
+    """Every table's bits in one array, for the encoder's size estimates:
+    ``(half, start, bits)``, the first two indexed by key (``WIDE``: three zero-bit
+    entries)."""
+    all_tables = [table(k) for k in range(WIDE)]
+    half = np.array([t.half for t in all_tables] + [0], dtype=np.int64)
+    sizes = [t.bits.size for t in all_tables] + [3]
+    start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return half, start, np.concatenate([t.bits for t in all_tables] + [np.zeros(3)])
 
 
 def symbol_bits(symbols, means, scales):
     """``(bits, escaped)`` of each symbol: its table entry's bits, and whether it goes
-    on to be coded per symbol (an escape, or ``WIDE``: bits 0 here)."""
-    if not _FLAT:
-        _FLAT.append(_Flat())
-    flat = _FLAT[0]
+    on to be coded per symbol (an escape, or ``WIDE``: bits 0 here). ``means`` and
+    ``scales`` have the symbols' shape or broadcast theirs to one row per candidate
+    model."""
+    half_of, start, flat_bits = _flat()
     key, offset = keys(means, scales)
-    half = flat.half[key]
+    half = half_of[key]
     entry = np.clip(symbols - offset + half + 1, 0, 2 * half + 2)
     escaped = (entry == 0) | (entry == 2 * half + 2) | (key == WIDE)
-    return flat.bits[flat.start[key] + entry], escaped
+    return flat_bits[start[key] + entry], escaped
 
 
-def bits(symbols, means, scales, escape_bits=None):
-    """The table bits of coding ``symbols`` as ``keys`` sorts them.
-
-    ``escape_bits`` None: returns ``(bits, escaped)``, ``escaped`` the symbols
-    that go on to be coded per symbol (escapes and ``WIDE``). Else a number: what
-    each of those costs on top, and ``scales`` may hold one row per candidate
-    model (``(M, n)``): returns the bits of each row (``(M,)``).
-    """
-    if not _FLAT:
-        _FLAT.append(_Flat())
-    flat = _FLAT[0]
-    scales = np.broadcast_to(scales, np.shape(scales)[:-1] + np.shape(symbols))
-    key, offset = keys(None if means is None else np.broadcast_to(means, scales.shape),
-                       scales)
-    half = flat.half[key]
-    entry = np.clip(symbols - offset + half + 1, 0, 2 * half + 2)
-    escaped = (entry == 0) | (entry == 2 * half + 2) | (key == WIDE)
-    table_bits = flat.bits[flat.start[key] + entry].sum(axis=-1)
-    if escape_bits is None:
-        return float(table_bits), escaped
-    return table_bits + escape_bits * escaped.sum(axis=-1)
+def bits(symbols, means, scales, escape_bits):
+    """The bits of coding ``symbols`` under each row of ``scales`` (``(M, n)``, one row
+    per candidate model; ``means`` None or ``(n,)``), each escaped symbol counted at
+    ``escape_bits`` on top of its table entry: ``(M,)``."""
+    means = None if means is None else np.broadcast_to(means, scales.shape)
+    table_bits, escaped = symbol_bits(symbols, means, scales)
+    return table_bits.sum(axis=-1) + escape_bits * escaped.sum(axis=-1)
