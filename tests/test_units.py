@@ -196,6 +196,18 @@ def test_dct_patterns_cost_less_than_time_samples_for_smooth_series():
     assert np.allclose(factor.to_time(factor.to_frequency(patterns)), patterns)
 
 
+def test_default_map_rounding_keeps_region_averages():
+    """Map entries spread over [0, step): a region's average survives the default
+    quantiser (a dead zone would round the lower 60 % of them to zero and bias it)."""
+    from nipype_icainr.codec import factor
+
+    values = np.random.default_rng(3).uniform(0.0, 2.0, size=(20000, 1))
+    decoded = factor.quantize_maps(values, 2.0) * 2.0
+    assert abs(decoded.mean() - values.mean()) < 0.02
+    biased = factor.quantize_maps(values, 2.0, dead_zone=0.1) * 2.0
+    assert values.mean() - biased.mean() > 0.15
+
+
 def test_pattern_bands_are_octaves_covering_the_series():
     from nipype_icainr.codec.factor import pattern_bands
 

@@ -4,8 +4,9 @@ One step ``d`` for every coefficient in the energy domain (reverse
 water-filling): map entries get step ``d``; pattern row k gets ``d / ||A_k||``
 because an error there is spread over the map's energy. After the maps are
 quantised the patterns are refitted to them by least squares, then quantised
-in the temporal DCT domain (orthonormal DCT-II, so the step keeps its meaning)
-with a dead-zone quantiser.
+in the temporal DCT domain (orthonormal DCT-II, so the step keeps its meaning).
+Both are rounded with the quantiser's ``DEAD_ZONE`` offset (0: plain rounding;
+the ``dead_zone`` configuration key sets it).
 """
 
 import numpy as np
