@@ -88,3 +88,12 @@ def venv_tool(name):
 def requires_shared():
     return pytest.mark.skipif(not os.path.exists(STUDYFORREST),
                               reason="../shared/data is not present")
+
+
+def with_default_sigint():
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell starts
+    background commands with SIGINT ignored and children inherit that, so a test suite run
+    with ``&`` would otherwise send its SIGINT to a process that ignores it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

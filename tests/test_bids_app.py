@@ -19,7 +19,7 @@ pytest.importorskip("bids")
 from bids_app import cli  # noqa: E402
 from bids_app.restore import main as restore_main  # noqa: E402
 
-from .conftest import QUICK, venv_tool  # noqa: E402
+from .conftest import QUICK, venv_tool, with_default_sigint  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "nipype_icainr", "data", "sample", "studyforrest-slab")
@@ -332,7 +332,8 @@ def test_a_signal_takes_the_workers_down(tmp_path, signame, status):
     argv = [venv_tool("icainr-bids"), str(bids), str(tmp_path / "out"), "participant",
             "-w", str(tmp_path / "work"), "--nprocs", "2", "--config", str(cfg),
             "--skip-bids-validation"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=with_default_sigint)
     deadline = time.time() + 120
     while time.time() < deadline and not psutil.Process(proc.pid).children(recursive=True):
         time.sleep(0.5)

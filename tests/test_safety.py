@@ -16,7 +16,7 @@ import pytest
 from nipype_icainr import cli
 from nipype_icainr.io import TEMP_PREFIX
 
-from .conftest import synthetic_bold
+from .conftest import synthetic_bold, with_default_sigint
 
 
 def sha256(path):
@@ -120,7 +120,8 @@ def test_a_signal_during_compress_leaves_nothing(tmp_path, sig):
     out.parent.mkdir()
     icainr = os.path.join(os.path.dirname(sys.executable), "icainr")
     proc = subprocess.Popen([icainr, "compress", str(src), str(out), "--ratio", "50"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=with_default_sigint)
     time.sleep(4.0)  # past start-up, inside the fit
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
