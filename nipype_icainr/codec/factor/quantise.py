@@ -17,10 +17,11 @@ MAX_SYMBOL = 1 << 16  # constriction needs a bounded support
 
 #: rounding offset of the dead-zone quantiser (0 = plain rounding). A dead zone saves rate
 #: by rounding small map entries to zero, and so biases every region's average of a weak
-#: component towards zero: connectivity pays for it. Measured on the corpus with the
-#: default preset at 50-200x (``icainr bench``): 0.1 against 0 gained 0.0-0.2 dB PSNR and
-#: raised the FCA residual of most cells (gift runs at 50-100x by 25-45 %); 0.2 gained
-#: 0.15 dB on the studyforrest run. Plain rounding keeps every PSNR win over the peers.
+#: component towards zero: connectivity pays for it. Measured at 50-200x on the gift,
+#: qap, rapidtide and studyforrest runs (``benchmarks/config_variants.py``): 0.1 against
+#: 0 moved PSNR by -0.07 to +0.25 dB and raised the FCA residual of most cells (the gift
+#: runs' at 50-100x by 29-76 %); the corpus benchmark with 0 keeps every PSNR win over
+#: the peers and wins more FCA cells (README).
 DEAD_ZONE = 0.0
 
 
