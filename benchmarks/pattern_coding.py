@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/pattern_coding.py [BOLD.nii.gz] [K] [step]``
 (default: the Haxby slice in ../shared/data, K = 100, step = 80).
 
-Both codings go through the codec's own functions (``factor._quantize_all``,
+Both codings go through the codec's own functions (``quantise.quantize_all``,
 ``encode_factors``, ``dequantize``) on the same quantised maps: the principal
 maps of the mean-removed masked series, K components, map step ``step``
 (physical units). Prints the FACT section's bytes (maps + patterns; the maps
@@ -22,6 +22,7 @@ HAXBY = os.path.join(HERE, "..", "..", "shared", "data", "haxby2001-1slice", "bo
 
 def main():
     from nipype_icainr.codec import factor
+    from nipype_icainr.codec.factor.quantise import quantize_all, squared_error
     from nipype_icainr.io import load_bold
     from nipype_icainr.masking import compute_mask
 
@@ -39,13 +40,13 @@ def main():
           f"{maps.shape[1]}, map step {step:g}")
     results = {}
     for transform in ("time", "dct"):
-        st, q_maps, q_pat, steps, _, cross, gram = factor._quantize_all(series, maps, step,
-                                                                         transform)
-        words, params, ranges, bands = factor.encode_factors(q_maps, q_pat, steps, board,
-                                                             transform)
+        # plain reconstruction of the maps (no board): the maps cost the same in both
+        q = quantize_all(series, maps, step, transform)
+        words, params, ranges, bands = factor.encode_factors(q.q_maps, q.q_patterns, q.steps,
+                                                             board, transform)
         size = len(factor.pack(words, params, ranges, bands))
-        _, patterns = factor.dequantize(q_maps, q_pat, st, params, transform)
-        results[transform] = (size, factor._sse(energy, gram, cross, patterns))
+        _, patterns = factor.dequantize(q.q_maps, q.q_patterns, q.step, params, transform)
+        results[transform] = (size, squared_error(energy, q.gram, q.cross, patterns))
     base_size, base_sse = results["time"]
     for transform, (size, sse) in results.items():
         print(f"  {transform:4s}: FACT section {size:,} bytes ({size / base_size:.3f} x time), "

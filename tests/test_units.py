@@ -168,14 +168,17 @@ def test_factor_section_round_trip_is_exact(transform, coder):
     words, params, ranges, bands = factor.encode_factors(q_maps, q_patterns, steps, board,
                                                          transform, coder)
     assert (bands is None) == (transform == "time")
-    payload = factor.pack(words, params, ranges, bands)
-    w, p, r, b = factor.unpack(payload, "x.icainr", q_patterns.shape[1], transform)
+    weights = np.array([0, 64, 255], dtype=np.uint8)
+    payload = factor.pack(words, params, ranges, bands, weights)
+    w, p, r, b, g = factor.unpack(payload, "x.icainr", q_patterns.shape[1], transform, True)
+    assert np.array_equal(g, weights)
     maps, patterns = factor.decode_factors(w, p, r, b, q_patterns.shape[1], board, "x.icainr",
                                            coder)
     assert np.array_equal(maps, q_maps) and np.array_equal(patterns, q_patterns)
     # a section cut by one word no longer decodes exactly
     with pytest.raises(ICAINRError):
-        w2, p2, r2, b2 = factor.unpack(payload[:-4], "x.icainr", q_patterns.shape[1], transform)
+        w2, p2, r2, b2, _ = factor.unpack(payload[:-4], "x.icainr", q_patterns.shape[1],
+                                          transform, True)
         factor.decode_factors(w2, p2, r2, b2, q_patterns.shape[1], board, "x.icainr", coder)
 
 
@@ -206,6 +209,38 @@ def test_default_map_rounding_keeps_region_averages():
     assert abs(decoded.mean() - values.mean()) < 0.02
     biased = factor.quantize_maps(values, 2.0, dead_zone=0.1) * 2.0
     assert values.mean() - biased.mean() > 0.15
+
+
+def test_maps_moved_towards_neighbours_stay_in_their_cells_and_get_closer():
+    """A smooth map at a coarse step (most entries round to zero): the fitted weight moves
+    the decoded map closer to the exact one, never out of a quantisation cell; a weight
+    of zero leaves it as it was."""
+    from nipype_icainr.codec.factor import neighbours, quantize_maps
+
+    zz, yy, xx = np.mgrid[:12, :14, :10]
+    mask = np.ones((12, 14, 10), dtype=bool)
+    mask[0, :, :] = False  # a border inside the grid: neighbours outside the mask
+    smooth = np.sin(xx / 3.0) * np.cos(yy / 4.0) + 0.5 * np.sin(zz / 2.5)
+    rng = np.random.default_rng(0)
+    exact = np.stack([smooth[mask], rng.normal(size=int(mask.sum()))], axis=1)
+    step = 1.5
+    decoded = quantize_maps(exact, step) * step
+    near = neighbours.neighbour_index(mask)
+    codes = neighbours.fit_weights(exact, decoded, step, near)
+    assert codes[0] > 0.2 * neighbours.WEIGHT_SCALE  # smooth: neighbours help
+    moved = neighbours.move_towards_neighbours(decoded.copy(), step, codes, near)
+    assert np.abs(moved - decoded).max() <= step / 2 + 1e-12
+    def err(m, c):
+        return float(np.sum((m[:, c] - exact[:, c]) ** 2))
+
+    assert err(moved, 0) < 0.8 * err(decoded, 0)
+    # white noise has little to borrow from its neighbours (what it gets is a shrinkage
+    # towards zero): a smaller weight, and an error that does not grow
+    assert codes[1] < codes[0] / 2
+    assert err(moved, 1) <= err(decoded, 1)
+    untouched = neighbours.move_towards_neighbours(decoded.copy(), step,
+                                                   np.zeros(2, np.uint8), near)
+    assert np.array_equal(untouched, decoded)
 
 
 def test_pattern_bands_are_octaves_covering_the_series():
@@ -310,8 +345,8 @@ def test_factor_section_round_trips_columns_without_zeros():
     steps = np.array([0.5, 0.25, 2.0], dtype=np.float32)
     board = factor.Checkerboard(mask)
     words, params, ranges, bands = factor.encode_factors(q_maps, q_patterns, steps, board)
-    w, p, r, b = factor.unpack(factor.pack(words, params, ranges, bands), "x.icainr",
-                               q_patterns.shape[1])
+    w, p, r, b, _ = factor.unpack(factor.pack(words, params, ranges, bands), "x.icainr",
+                                  q_patterns.shape[1])
     maps, patterns = factor.decode_factors(w, p, r, b, q_patterns.shape[1], board, "x.icainr")
     assert np.array_equal(maps, q_maps) and np.array_equal(patterns, q_patterns)
 

@@ -50,9 +50,11 @@ from .coding import (MAX_COMPONENTS, PARAMS, TRANSFORMS, decode_factors, encode_
 from .context import Activity, Checkerboard
 from .model import FactorModel
 from .quantise import dequantize, quantize_maps, to_frequency, to_time
+from . import neighbours
 from .search import code_at_step, fit_to_budget, survey_step
 
 __all__ = ["Activity", "Checkerboard", "FactorModel", "MAX_COMPONENTS", "PARAMS", "TRANSFORMS",
+           "neighbours",
            "code_at_step", "decode_factors", "dequantize", "encode_factors", "fit_to_budget",
            "pack", "pattern_bands", "principal_basis", "quantize_maps", "survey_step",
            "to_frequency", "to_time", "unpack"]

@@ -445,19 +445,22 @@ def _decode_laplace(ans, n, lo, hi, means, scales):
     return ans.decode(_laplace(lo, hi), _means(means, n), scales)
 
 
-def pack(words, params, ranges, bands=None):
+def pack(words, params, ranges, bands=None, weights=None):
     """Section layout: uint32 K, float32 params (K x len(PARAMS)), int32 ranges (K x 4),
-    uint8 band codes (K x n_bands; "dct" only), ANS words (uint32)."""
+    uint8 band codes (K x n_bands; "dct" only), uint8 neighbour weights (K; format 6),
+    ANS words (uint32)."""
     k = params.shape[0]
     return (np.uint32(k).astype("<u4").tobytes() + params.astype("<f4").tobytes()
             + ranges.astype("<i4").tobytes()
-            + (b"" if bands is None else bands.astype(np.uint8).tobytes()) + words)
+            + (b"" if bands is None else bands.astype(np.uint8).tobytes())
+            + (b"" if weights is None else np.asarray(weights, np.uint8).tobytes()) + words)
 
 
-def unpack(payload, source, n_timepoints, transform="dct"):
+def unpack(payload, source, n_timepoints, transform="dct", weights=False):
     """Inverse of ``pack`` with every length bounded before allocating.
 
-    Returns ``(words, params, ranges, bands)`` (``bands`` None for "time").
+    Returns ``(words, params, ranges, bands, weights)`` (``bands`` None for
+    "time"; ``weights`` None unless asked for: files before format 6 have none).
     """
     if len(payload) < 4:
         raise ICAINRError(source, "the factor section is truncated")
@@ -469,12 +472,13 @@ def unpack(payload, source, n_timepoints, transform="dct"):
     n_params = k * n_cols * 4
     head = 4 + n_params + k * 16
     end = head + k * n_bands
-    if len(payload) < end or (len(payload) - end) % 4:
+    stop = end + (k if weights else 0)
+    if len(payload) < stop or (len(payload) - stop) % 4:
         raise ICAINRError(source, "the factor section has the wrong size")
     params = np.frombuffer(payload[4:4 + n_params], dtype="<f4").reshape(k, n_cols)
     ranges = np.frombuffer(payload[4 + n_params:head], dtype="<i4").reshape(k, 4)
     bands = np.frombuffer(payload[head:end], dtype=np.uint8).reshape(k, n_bands).copy() \
         if transform == "dct" else None
-    words = np.frombuffer(payload[end:], dtype="<u4")
-    return words, params.astype(np.float32), ranges.astype(np.int32), bands
-
+    moved = np.frombuffer(payload[end:stop], dtype=np.uint8).copy() if weights else None
+    words = np.frombuffer(payload[stop:], dtype="<u4")
+    return words, params.astype(np.float32), ranges.astype(np.int32), bands, moved

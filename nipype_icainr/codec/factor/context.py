@@ -13,9 +13,12 @@ class Checkerboard:
     Voxels are indexed in the order of ``volume[mask]`` (C order).
     """
 
-    def __init__(self, mask):
+    def __init__(self, mask, move_maps=True):
         mask = np.asarray(mask, dtype=bool)
         self.mask = mask
+        #: whether the decoded maps are moved towards their neighbours (format 6's
+        #: ``neighbours``; False: plain reconstruction, weights stored as zeros)
+        self.move_maps = move_maps
         index = np.full(mask.shape, -1, dtype=np.int64)
         index[mask] = np.arange(int(mask.sum()))
         coords = np.argwhere(mask)
@@ -41,6 +44,7 @@ class Checkerboard:
         # neighbours outside the mask point at one extra zero appended to a row
         self._gather = np.asfortranarray(np.where(self.valid, self.neighbours, self.n_voxels))
         self._permuted = None  # permuted_gather(), made on first use
+        self._neighbourhood = None  # neighbourhood(), made on first use
 
     def slabs(self, keep_every):
         """A checkerboard of every ``keep_every``-th pair of axial slices, and the rows of
@@ -50,7 +54,16 @@ class Checkerboard:
         keep_z = (z // 2) % keep_every == 0
         sub = self.mask & keep_z[None, None, :]
         rows = np.flatnonzero(keep_z[np.argwhere(self.mask)[:, 2]])
-        return Checkerboard(sub), rows
+        return Checkerboard(sub, self.move_maps), rows
+
+    def neighbourhood(self):
+        """Every voxel's in-mask 6-neighbours (``neighbours.neighbour_index``): what the
+        decoded maps are moved towards."""
+        if self._neighbourhood is None:
+            from .neighbours import neighbour_index
+
+            self._neighbourhood = neighbour_index(self.mask)
+        return self._neighbourhood
 
     def permuted_gather(self):
         """The neighbour indices of ``context`` for a column stored with its even voxels

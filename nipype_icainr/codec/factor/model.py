@@ -15,6 +15,11 @@ components : "fewest" or "most"
     "fewest": fewer components at a finer step; "most" (the ``decoding``
     preset): more components at a coarser step, measured better linear-SVM
     decoding (Haxby slice).
+map_reconstruction : "neighbours" or "centre"
+    "neighbours": the decoder moves each map entry towards its neighbours'
+    mean inside its quantisation cell, by a weight fitted per component
+    (``neighbours``); "centre": plain reconstruction (the weights are stored as
+    zeros), for comparison.
 """
 
 import numpy as np
@@ -41,7 +46,8 @@ class FactorModel(SeriesModel):
     config_schema = {"dead_zone": Float(0.0, 0.5, DEAD_ZONE),
                      "max_components": Int(1, MAX_COMPONENTS, 256),
                      "psnr_slack_db": Float(0.0, 10.0, 0.0),
-                     "components": Choice(("fewest", "most"), "fewest")}
+                     "components": Choice(("fewest", "most"), "fewest"),
+                     "map_reconstruction": Choice(("neighbours", "centre"), "neighbours")}
 
     def fit(self, series, mask, budget, config, env):
         from threadpoolctl import threadpool_limits
@@ -56,7 +62,7 @@ class FactorModel(SeriesModel):
         if budget.target_bytes is not None and \
                 budget.target_bytes - overhead - 16 - cheapest_mean < 0:
             raise budget.out_of_reach("header", overhead + 16 + cheapest_mean)
-        board = Checkerboard(mask)
+        board = Checkerboard(mask, move_maps=config["map_reconstruction"] == "neighbours")
         maps, _ = principal_basis(series, k_max)
         hint = budget.hint.part["step"] if budget.hint is not None else None
         dz = config["dead_zone"]
@@ -109,11 +115,15 @@ class FactorModel(SeriesModel):
     def validate(self, part, shape, n_voxels, source):
         out = {"n_components": part["n_components"], "patterns": part["patterns"],
                "step": part["step"], "n_timepoints": shape[3], "n_voxels": n_voxels,
-               "maps": part.get("maps", "table")}  # absent from format 5 files
+               "maps": part.get("maps", "table"),  # absent from format 5 and 6 files
+               # absent from format 6 files: their maps carry neighbour weights
+               "neighbours": part.get("neighbours", True)}
         if out["patterns"] not in TRANSFORMS:
             raise ICAINRError(source, f"unknown pattern coding {str(out['patterns'])[:20]!r}")
         if out["maps"] not in MAP_CODERS:
             raise ICAINRError(source, f"unknown map coding {str(out['maps'])[:20]!r}")
+        if not isinstance(out["neighbours"], bool):
+            raise ICAINRError(source, "the factorization's neighbour flag must be true or false")
         # formats 2-3 repeated the length and the voxel count here
         if part.get("n_timepoints", shape[3]) != shape[3]:
             raise ICAINRError(source, "the factorization's length does not match the image")
@@ -138,13 +148,15 @@ class FactorModel(SeriesModel):
             if sections[TAG]:
                 raise ICAINRError(source, "the factor section should be empty")
             return np.zeros((int(mask.sum()), n_t))
-        words, params, ranges, bands = unpack(sections[TAG], source, n_t, transform)
+        words, params, ranges, bands, weights = unpack(sections[TAG], source, n_t, transform,
+                                                       part["neighbours"])
         if params.shape[0] != part["n_components"]:
             raise ICAINRError(source, "the factor section does not match the header")
         board = Checkerboard(mask)
         q_maps, q_patterns = decode_factors(words, params, ranges, bands, n_t, board, source,
                                             part["maps"])
-        maps, patterns = dequantize(q_maps, q_patterns, part["step"], params, transform)
+        maps, patterns = dequantize(q_maps, q_patterns, part["step"], params, transform,
+                                    weights, board)
         return maps @ patterns
 
     def describe(self, part):
@@ -152,7 +164,10 @@ class FactorModel(SeriesModel):
                 f"patterns, step {part['step']:.4g}")
 
     def from_format(self, part, version):
-        # formats 2-4 coded every map symbol with its own Laplace; format 5 with tables
+        # formats 2-4 coded every map symbol with its own Laplace; format 5 with tables;
+        # format 6 added the neighbour weights
+        if version < 6:
+            part = dict(part, neighbours=False)
         return dict(part, maps="laplace") if version < 5 else part
 
     def from_legacy(self, arch, data, header):

@@ -9,6 +9,8 @@ Both are rounded with the quantiser's ``DEAD_ZONE`` offset (0: plain rounding;
 the ``dead_zone`` configuration key sets it).
 """
 
+from typing import NamedTuple, Optional
+
 import numpy as np
 
 from ..header import round_sig
@@ -90,25 +92,52 @@ def pattern_steps(norms, patterns, step):
     return np.maximum(np.maximum(steps, floor), 1e-30).astype(np.float32)
 
 
-def dequantize(q_maps, q_patterns, step, params, transform="dct"):
-    """Maps and time-domain patterns from their symbols."""
+def dequantize(q_maps, q_patterns, step, params, transform="dct", weights=None, board=None):
+    """Maps and time-domain patterns from their symbols; with ``weights`` (format 6) the
+    maps are moved towards their neighbours on ``board`` (``neighbours``)."""
     maps = q_maps.astype(np.float64) * step
+    if weights is not None:
+        from .neighbours import move_towards_neighbours
+
+        move_towards_neighbours(maps, step, weights, board.neighbourhood())
     patterns = q_patterns.astype(np.float64) * params[:, 0].astype(np.float64)[:, None]
     return maps, (to_time(patterns) if transform == "dct" else patterns)
 
 
-def quantize_all(series, maps, step, transform="dct", dead_zone=None):
+class Quantised(NamedTuple):
+    """What ``quantize_all`` returns."""
+
+    step: float
+    q_maps: np.ndarray
+    q_patterns: np.ndarray
+    #: each pattern row's step
+    steps: np.ndarray
+    #: the refitted patterns before quantisation, in the coded domain
+    exact: np.ndarray
+    #: A^T X and A^T A of the decoded maps: the squared error without an N x T product
+    cross: np.ndarray
+    gram: np.ndarray
+    #: the neighbour weight bytes (``neighbours``), None when the maps are not moved
+    weights: Optional[np.ndarray] = None
+
+
+def quantize_all(series, maps, step, transform="dct", dead_zone=None, board=None):
     """Quantise the maps at ``step``, refit the patterns to them and quantise those.
 
-    Returns ``(step, q_maps, q_patterns, pattern steps, exact, A^T X, A^T A)``:
-    ``exact`` holds the refitted patterns before quantisation, in the coded
-    domain (DCT coefficients for "dct"); the last two give the squared error
-    without an N x T product (``_sse``).
+    With ``board`` (a ``Checkerboard`` whose ``move_maps`` is set; format 6) the
+    decoded maps are moved towards their neighbours (``neighbours``) before the
+    patterns are refitted to them, with weights fitted here. Returns a ``Quantised``.
     """
     step = round_sig(max(float(step), float(np.abs(maps).max(initial=0.0)) / (MAX_SYMBOL - 1),
                          1e-30), direction=1)
     q_maps = quantize_maps(maps, step, dead_zone)
     maps_hat = q_maps.astype(np.float64) * step
+    weights = None
+    if board is not None and board.move_maps:
+        from .neighbours import fit_weights, move_towards_neighbours
+
+        weights = fit_weights(maps, maps_hat, step, board.neighbourhood())
+        move_towards_neighbours(maps_hat, step, weights, board.neighbourhood())
     # (X^T A)^T rather than A^T X: OpenBLAS runs A^T X up to 30x slower on busy cores
     cross = (series.T @ maps_hat).T
     gram = maps_hat.T @ maps_hat
@@ -122,7 +151,7 @@ def quantize_all(series, maps, step, transform="dct", dead_zone=None):
         q_patterns = quantize_maps(scaled, 1.0, dead_zone)
     else:  # format 2: plain rounding
         q_patterns = np.clip(np.rint(scaled), -MAX_SYMBOL, MAX_SYMBOL).astype(np.int32)
-    return step, q_maps, q_patterns, steps, exact, cross, gram
+    return Quantised(step, q_maps, q_patterns, steps, exact, cross, gram, weights)
 
 
 def refit(gram, cross):

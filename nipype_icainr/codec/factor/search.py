@@ -45,13 +45,15 @@ def code_at_step(series, maps, step, board, energy=None, dead_zone=None):
     (decoded, float64) and ``sse`` (squared error against ``series``).
     """
     energy = float(np.sum(series ** 2)) if energy is None else energy
-    step, q_maps, q_patterns, steps, _, cross, gram = quantize_all(series, maps, step,
-                                                                   dead_zone=dead_zone)
-    words, params, ranges, bands = encode_factors(q_maps, q_patterns, steps, board)
-    maps_d, patterns_d = dequantize(q_maps, q_patterns, step, params)
-    return {"payload": pack(words, params, ranges, bands), "maps": maps_d,
+    q = quantize_all(series, maps, step, dead_zone=dead_zone, board=board)
+    words, params, ranges, bands = encode_factors(q.q_maps, q.q_patterns, q.steps, board)
+    # the weights are stored even when the maps are not moved (zeros): one format
+    weights = q.weights if q.weights is not None else np.zeros(maps.shape[1], np.uint8)
+    maps_d, patterns_d = dequantize(q.q_maps, q.q_patterns, q.step, params, weights=weights,
+                                    board=board)
+    return {"payload": pack(words, params, ranges, bands, weights), "maps": maps_d,
             "patterns": patterns_d,
-            "sse": squared_error(energy, gram, cross, patterns_d), "step": float(step),
+            "sse": squared_error(energy, q.gram, q.cross, patterns_d), "step": float(q.step),
             "n_components": int(maps.shape[1])}
 
 
@@ -64,18 +66,18 @@ def survey_step(series, maps, step, board, energy, transform="dct", dead_zone=No
     ``coding.estimate_bytes``). The error of each K uses patterns refitted to
     the first K maps. Returns ``(sizes bytes (K,), sse (K,))`` for K = 1..K_max.
     """
-    _, q_maps, q_patterns, steps, exact, cross, gram = quantize_all(series, maps, step,
-                                                                     transform, dead_zone)
-    jobs, _, _, bands = component_jobs(q_maps, q_patterns, steps, board, transform,
+    q = quantize_all(series, maps, step, transform, dead_zone, board)
+    q_patterns, steps, exact, gram = q.q_patterns, q.steps, q.exact, q.gram
+    jobs, _, _, bands = component_jobs(q.q_maps, q_patterns, steps, board, transform,
                                        multipliers=False)
     n_bands = 0 if bands is None else bands.shape[1]
-    per = estimate_component_bytes(jobs) + 4.0 * (len(PARAMS) + 4) + n_bands
+    per = estimate_component_bytes(jobs) + 4.0 * (len(PARAMS) + 4) + n_bands + 1
     sizes = np.cumsum(per) + 4
     # the patterns' quantisation error, component by component (cross terms
     # dropped): without it the survey favours many coarsely coded patterns
     coded = q_patterns * steps[:, None].astype(np.float64)
     pattern_err = np.cumsum(np.diag(gram) * np.sum((coded - exact) ** 2, axis=1))
-    return sizes, prefix_errors(energy, gram, cross) + pattern_err
+    return sizes, prefix_errors(energy, gram, q.cross) + pattern_err
 
 
 #: the survey looks at a sample of the voxels when there are more than this many
