@@ -6,7 +6,8 @@ because an error there is spread over the map's energy. After the maps are
 quantised the patterns are refitted to them by least squares, then quantised
 in the temporal DCT domain (orthonormal DCT-II, so the step keeps its meaning).
 Both are rounded with the quantiser's ``DEAD_ZONE`` offset (0: plain rounding;
-the ``dead_zone`` configuration key sets it).
+the ``dead_zone`` configuration key sets it). From format 6 the decoded maps are
+moved towards their neighbours (``neighbours``) before the patterns are refitted.
 """
 
 from typing import NamedTuple, Optional
