@@ -64,36 +64,50 @@ def neighbour_means(columns, gather, count):
     return total
 
 
-def fit_weights(exact, decoded, step, neighbourhood):
+def fit_weights(exact, decoded, step, neighbourhood, move=False):
     """One weight byte per column of ``decoded`` (N x K, plain reconstruction at ``step``):
     the least-squares ``w`` of ``exact - decoded ~ w (p - decoded)``, ``p`` the
-    neighbour means, rounded to ``1 / WEIGHT_SCALE`` and kept within a byte."""
+    neighbour means, rounded to ``1 / WEIGHT_SCALE`` and kept within a byte.
+
+    ``move=True`` also moves ``decoded`` in place by the rounded weights, as
+    ``move_towards_neighbours`` would (the neighbour means computed once for both).
+    """
     gather, count = neighbourhood
     codes = np.zeros(decoded.shape[1], dtype=np.uint8)
     for start in range(0, decoded.shape[1], COLUMNS_AT_ONCE):
         cols = slice(start, start + COLUMNS_AT_ONCE)
-        toward = neighbour_means(decoded[:, cols], gather, count)
-        toward -= decoded[:, cols]
+        block = decoded[:, cols]
+        toward = neighbour_means(block, gather, count)
+        toward -= block
         den = np.einsum("ij,ij->j", toward, toward)
-        num = np.einsum("ij,ij->j", exact[:, cols] - decoded[:, cols], toward)
+        num = np.einsum("ij,ij->j", exact[:, cols] - block, toward)
         w = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         codes[cols] = np.clip(np.rint(w * WEIGHT_SCALE), 0, 255).astype(np.uint8)
+        if move:
+            _shift(block, toward, codes[cols], step)
+            decoded[:, cols] = block
     return codes
+
+
+def _shift(block, toward, codes, step):
+    """``block += clip(w (p - block), -step/2, step/2)``, with ``toward = p - block``
+    (overwritten)."""
+    half = 0.5 * float(step)
+    toward *= codes.astype(np.float64) / WEIGHT_SCALE
+    np.clip(toward, -half, half, out=toward)
+    block += toward
 
 
 def move_towards_neighbours(decoded, step, codes, neighbourhood):
     """``decoded`` (N x K float64, plain reconstruction) moved in place by the stored
     weights; columns whose weight is 0 are left as they are. Returns ``decoded``."""
     gather, count = neighbourhood
-    half = 0.5 * float(step)
     used = np.flatnonzero(codes)
     for start in range(0, used.size, COLUMNS_AT_ONCE):
         cols = used[start:start + COLUMNS_AT_ONCE]
         block = decoded[:, cols]
-        shift = neighbour_means(block, gather, count)
-        shift -= block
-        shift *= codes[cols].astype(np.float64) / WEIGHT_SCALE
-        np.clip(shift, -half, half, out=shift)
-        block += shift
+        toward = neighbour_means(block, gather, count)
+        toward -= block
+        _shift(block, toward, codes[cols], step)
         decoded[:, cols] = block
     return decoded

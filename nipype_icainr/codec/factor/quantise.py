@@ -101,8 +101,13 @@ def dequantize(q_maps, q_patterns, step, params, transform="dct", weights=None, 
         from .neighbours import move_towards_neighbours
 
         move_towards_neighbours(maps, step, weights, board.neighbourhood())
+    return maps, dequantize_patterns(q_patterns, params, transform)
+
+
+def dequantize_patterns(q_patterns, params, transform="dct"):
+    """Time-domain patterns from their symbols (``params[:, 0]``: each row's step)."""
     patterns = q_patterns.astype(np.float64) * params[:, 0].astype(np.float64)[:, None]
-    return maps, (to_time(patterns) if transform == "dct" else patterns)
+    return to_time(patterns) if transform == "dct" else patterns
 
 
 class Quantised(NamedTuple):
@@ -120,6 +125,8 @@ class Quantised(NamedTuple):
     gram: np.ndarray
     #: the neighbour weight bytes (``neighbours``), None when the maps are not moved
     weights: Optional[np.ndarray] = None
+    #: the decoded maps (moved with ``weights``), float64: what the decoder computes
+    maps: Optional[np.ndarray] = None
 
 
 def quantize_all(series, maps, step, transform="dct", dead_zone=None, board=None):
@@ -135,10 +142,9 @@ def quantize_all(series, maps, step, transform="dct", dead_zone=None, board=None
     maps_hat = q_maps.astype(np.float64) * step
     weights = None
     if board is not None and board.move_maps:
-        from .neighbours import fit_weights, move_towards_neighbours
+        from .neighbours import fit_weights
 
-        weights = fit_weights(maps, maps_hat, step, board.neighbourhood())
-        move_towards_neighbours(maps_hat, step, weights, board.neighbourhood())
+        weights = fit_weights(maps, maps_hat, step, board.neighbourhood(), move=True)
     # (X^T A)^T rather than A^T X: OpenBLAS runs A^T X up to 30x slower on busy cores
     cross = (series.T @ maps_hat).T
     gram = maps_hat.T @ maps_hat
@@ -152,7 +158,7 @@ def quantize_all(series, maps, step, transform="dct", dead_zone=None, board=None
         q_patterns = quantize_maps(scaled, 1.0, dead_zone)
     else:  # format 2: plain rounding
         q_patterns = np.clip(np.rint(scaled), -MAX_SYMBOL, MAX_SYMBOL).astype(np.int32)
-    return Quantised(step, q_maps, q_patterns, steps, exact, cross, gram, weights)
+    return Quantised(step, q_maps, q_patterns, steps, exact, cross, gram, weights, maps_hat)
 
 
 def refit(gram, cross):

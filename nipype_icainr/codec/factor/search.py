@@ -19,7 +19,8 @@ import numpy as np
 
 from ..models import MeanOption
 from .coding import PARAMS, component_jobs, encode_factors, estimate_component_bytes, pack
-from .quantise import MAX_SYMBOL, dequantize, prefix_errors, quantize_all, squared_error
+from .quantise import (MAX_SYMBOL, dequantize_patterns, prefix_errors, quantize_all,
+                       squared_error)
 
 
 #: d log size / d log step assumed where the survey gives none (refine's first secant)
@@ -49,9 +50,9 @@ def code_at_step(series, maps, step, board, energy=None, dead_zone=None):
     words, params, ranges, bands = encode_factors(q.q_maps, q.q_patterns, q.steps, board)
     # the weights are stored even when the maps are not moved (zeros): one format
     weights = q.weights if q.weights is not None else np.zeros(maps.shape[1], np.uint8)
-    maps_d, patterns_d = dequantize(q.q_maps, q.q_patterns, q.step, params, weights=weights,
-                                    board=board)
-    return {"payload": pack(words, params, ranges, bands, weights), "maps": maps_d,
+    # q.maps are the decoder's maps: the same function on the same symbols and weights
+    patterns_d = dequantize_patterns(q.q_patterns, params)
+    return {"payload": pack(words, params, ranges, bands, weights), "maps": q.maps,
             "patterns": patterns_d,
             "sse": squared_error(energy, q.gram, q.cross, patterns_d), "step": float(q.step),
             "n_components": int(maps.shape[1])}
