@@ -17,7 +17,7 @@ have format 4's framing and code the factor model's maps differently)::
       payload      length bytes
     crc            uint32    CRC-32 of every byte before it
 
-Formats 1 to 4 are still read (1-3: a JSON header and a CRC per section); their
+Formats 1 to 5 are still read (1-3: a JSON header and a CRC per section); their
 headers are translated into format 6's terms (``legacy``). The whole file is parsed
 and its checksum verified before anything is decoded; the JSON header is read
 with ``json.loads`` (no code is ever executed from a file) and its DEFLATE

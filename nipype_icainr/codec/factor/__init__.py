@@ -46,9 +46,9 @@ patterns, both quantised and entropy coded:
   PSNR at equal size within a few hundredths of a dB.
 
 Modules: ``basis`` (PCA), ``context`` (what the coder conditions on),
-``quantise`` (steps, DCT, refit), ``neighbours`` (the maps' reconstruction), ``coding`` (ANS coding and the section
-layout), ``tables`` (the maps' coding tables), ``search`` (K and the step for a budget), ``model`` (the
-``SeriesModel``).
+``quantise`` (steps, DCT, refit), ``neighbours`` (the maps' reconstruction),
+``coding`` (ANS coding and the section layout), ``tables`` (the maps' coding tables),
+``search`` (K and the step for a budget), ``model`` (the ``SeriesModel``).
 """
 
 from .basis import principal_basis

@@ -6,9 +6,11 @@ and one float division, so that encoder and decoder agree bit for bit.
 
 import numpy as np
 
+from .neighbours import neighbour_index
+
 
 class Checkerboard:
-    """Even/odd split of the masked voxels and the in-mask 6-neighbours of odd voxels.
+    """Even/odd split of the masked voxels and their in-mask 6-neighbours.
 
     Voxels are indexed in the order of ``volume[mask]`` (C order).
     """
@@ -19,32 +21,21 @@ class Checkerboard:
         #: whether the decoded maps are moved towards their neighbours (format 6's
         #: ``neighbours``; False: plain reconstruction, weights stored as zeros)
         self.move_maps = move_maps
-        index = np.full(mask.shape, -1, dtype=np.int64)
-        index[mask] = np.arange(int(mask.sum()))
         coords = np.argwhere(mask)
         parity = coords.sum(axis=1) % 2
         self.even = np.flatnonzero(parity == 0)
         self.odd = np.flatnonzero(parity == 1)
         #: the coding order of a map: its even voxels, then its odd ones
         self.order = np.concatenate([self.even, self.odd])
-        odd_xyz = coords[self.odd]
-        neighbours = []
-        for axis in range(3):
-            for shift in (-1, 1):
-                nb = odd_xyz.copy()
-                nb[:, axis] += shift
-                inside = (nb[:, axis] >= 0) & (nb[:, axis] < mask.shape[axis])
-                idx = np.full(len(nb), -1, dtype=np.int64)
-                idx[inside] = index[tuple(nb[inside].T)]
-                neighbours.append(idx)
-        self.neighbours = np.stack(neighbours, axis=1)  # (n_odd, 6), -1 outside the mask
-        self.valid = self.neighbours >= 0
-        self.count = np.maximum(self.valid.sum(axis=1), 1).astype(np.float64)
         self.n_voxels = int(mask.sum())
-        # neighbours outside the mask point at one extra zero appended to a row
-        self._gather = np.asfortranarray(np.where(self.valid, self.neighbours, self.n_voxels))
+        # every voxel's in-mask 6-neighbours, those outside the mask pointing at one extra
+        # zero appended to a row (``neighbours.neighbour_index``): the odd voxels' rows
+        # are the coder's context, all of them what the decoded maps are moved towards
+        self._neighbourhood = neighbour_index(mask)
+        gather, count = self._neighbourhood
+        self.count = count[self.odd]
+        self._gather = np.asfortranarray(gather[self.odd])
         self._permuted = None  # permuted_gather(), made on first use
-        self._neighbourhood = None  # neighbourhood(), made on first use
 
     def slabs(self, keep_every):
         """A checkerboard of every ``keep_every``-th pair of axial slices, and the rows of
@@ -57,12 +48,8 @@ class Checkerboard:
         return Checkerboard(sub, self.move_maps), rows
 
     def neighbourhood(self):
-        """Every voxel's in-mask 6-neighbours (``neighbours.neighbour_index``): what the
-        decoded maps are moved towards."""
-        if self._neighbourhood is None:
-            from .neighbours import neighbour_index
-
-            self._neighbourhood = neighbour_index(self.mask)
+        """``(gather (N, 6), count (N,))`` of every voxel (``neighbours.neighbour_index``):
+        what the decoded maps are moved towards."""
         return self._neighbourhood
 
     def permuted_gather(self):

@@ -46,10 +46,10 @@ def code_at_step(series, maps, step, board, energy=None, dead_zone=None):
     """
     energy = float(np.sum(series ** 2)) if energy is None else energy
     q = quantize_all(series, maps, step, dead_zone=dead_zone, board=board)
-    step, q_maps, q_patterns, cross, gram = q.step, q.q_maps, q.q_patterns, q.cross, q.gram
+    step, q_maps, q_patterns, steps, cross, gram = (q.step, q.q_maps, q.q_patterns, q.steps,
+                                                    q.cross, q.gram)
     # the weights are stored even when the maps are not moved (zeros): one format
     weights = q.weights if q.weights is not None else np.zeros(maps.shape[1], np.uint8)
-    steps = q.steps
     # the decoded maps (N x K float64) are freed while the coder's own N x K working
     # copies exist, and made again after: the peak memory of a large run is lower by
     # their size (a 97 x 115 x 97 x 300 float32 run: 4.8 GB with them held, 4.3 without)
