@@ -239,7 +239,7 @@ def test_one_checksum_guards_the_whole_file():
     blob = container.pack({"a": 1}, {"WGHT": b"0123456789"})
     header, sections, block, version = container.unpack(blob, "x")
     assert header == {"a": 1} and sections == {"WGHT": b"0123456789"} and block == b""
-    assert version == container.FORMAT_VERSION == 6
+    assert version == container.FORMAT_VERSION == 7
     assert zlib.crc32(blob[:-4]) == struct.unpack_from("<I", blob, len(blob) - 4)[0]
     flipped = bytearray(blob)
     flipped[-6] ^= 1  # one bit of the payload

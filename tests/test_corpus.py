@@ -95,3 +95,37 @@ def test_maps_moved_towards_neighbours_beat_plain_reconstruction(tmp_path):
         results[name] = (psnr, fca["mean_abs_dr"])
     assert results["neighbours"][0] > results["centre"][0] + 0.1
     assert results["neighbours"][1] < 0.8 * results["centre"][1]
+
+
+def test_regional_layer_keeps_region_averages(tmp_path):
+    """RAPIDTIDETEST (64 x 64 x 29 x 260, skull-stripped) at 200x: the default's regional
+    layer (block averages of the factorization's residual) keeps region-to-region
+    correlations under spatially compact parcels at least twice as close as the same
+    codec without it, for at most 0.1 dB of PSNR (measured: 0.0122 against 0.0498,
+    46.99 against 46.99 dB)."""
+    import nibabel as nib
+
+    from nipype_icainr import compress, decompress, info, metrics
+    from nipype_icainr.qc.connectivity import (compact_parcellation, fca_from_signals,
+                                               region_signals)
+
+    name = "rapidtide__sub-RAPIDTIDETEST.nii.gz"
+    inp = _load(name)
+    src = os.path.join(CORPUS, name)
+    mask_img = nib.Nifti1Image(inp.mask.astype(np.uint8), inp.img.affine)
+    labels = compact_parcellation(inp.mask, inp.img.affine)
+    original = region_signals(inp.img, mask_img, labels)
+    results = {}
+    for name, config in (("layer", {"base": "default"}),
+                         ("none", {"base": "default", "regional_share": 0})):
+        out, back = tmp_path / f"{name}.icainr", tmp_path / f"{name}.nii.gz"
+        compress(src, str(out), ratio=200, config=config, device="cpu")
+        assert inp.raw_bytes / out.stat().st_size >= 0.98 * 200
+        assert ("REGN" in info(str(out))["sections"]) == (name == "layer")
+        decompress(str(out), str(back))
+        decoded = nib.load(str(back))
+        psnr = metrics.psnr(inp.data, np.asarray(decoded.dataobj, dtype=np.float64), inp.mask)
+        fca = fca_from_signals(original, region_signals(decoded, mask_img, labels))
+        results[name] = (psnr, fca["mean_abs_dr"])
+    assert results["layer"][0] > results["none"][0] - 0.1
+    assert results["layer"][1] < 0.5 * results["none"][1]

@@ -45,7 +45,7 @@ def bases(bold_file, tmp_path_factory):
         path = folder / f"{name}.icainr"
         compress(bold_file, str(path), device="cpu", seed=0, **kwargs)
         out[name] = path.read_bytes()
-    for version in (2, 3, 4, 5):
+    for version in (2, 3, 4, 5, 6):
         out[f"v{version}"] = open(os.path.join(DATA, f"v{version}_factor.icainr"), "rb").read()
     return out
 
@@ -119,7 +119,8 @@ def _plausible(path):
     return data.ndim >= 4 and bool(np.isfinite(data).all())
 
 
-@pytest.mark.parametrize("kind", ["factor", "lossless", "max_error", "network", "v4", "v5"])
+@pytest.mark.parametrize("kind", ["factor", "lossless", "max_error", "network", "v4", "v5",
+                                  "v6"])
 def test_structured_hostile_files_are_refused_in_one_line(bases, harness, tmp_path, kind):
     tally = Tally()
     for name, blob in hostile_cases.all_cases(bases[kind]):

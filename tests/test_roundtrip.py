@@ -99,8 +99,11 @@ def test_input_is_never_modified(bold_file, tmp_path):
 
 def test_info_reports_versions_and_sections(compressed):
     res = info(compressed[0])
-    model_section = "FACT" if res["arch"]["name"] == "factor" else "WGHT"
-    assert set(res["sections"]) == {"MASK", "MEAN", model_section}
+    if res["arch"]["name"] == "factor":  # the regional layer whenever the header says so
+        model_sections = {"FACT"} | ({"REGN"} if "regional_block" in res["arch"] else set())
+    else:
+        model_sections = {"WGHT"}
+    assert set(res["sections"]) == {"MASK", "MEAN"} | model_sections
     assert res["software"]["nipype_icainr"] and res["software"]["numpy"]
     # a file records the libraries its model depends on, no more
     assert ("torch" in res["software"]) == (res["arch"]["name"] == "network")
@@ -127,16 +130,18 @@ def test_float32_input_round_trip(tmp_path):
     np.testing.assert_array_equal(dec.affine, nib.load(str(src)).affine)
 
 
-@pytest.mark.parametrize("version, psnr", [(2, 54.26), (3, 53.99), (4, 55.98), (5, 55.95)])
+@pytest.mark.parametrize("version, psnr", [(2, 54.26), (3, 53.99), (4, 55.98), (5, 55.95),
+                                           (6, 55.88)])
 def test_older_factor_files_still_decode(version, psnr):
-    """Files written by formats 2 to 5 decode as they did then.
+    """Files written by formats 2 to 6 decode as they did then.
 
-    ``tests/data/v{2,3,4,5}_factor.icainr`` are ``synthetic_bold(shape=(10, 12, 6, 30))``
+    ``tests/data/v{2,3,4,5,6}_factor.icainr`` are ``synthetic_bold(shape=(10, 12, 6, 30))``
     compressed with the default preset, at ratio 10 by format 2's code (time-domain
     patterns) and format 3's (DCT patterns, JSON header), at ratio 16 by format 4's
     (compact framing, maps coded with a per-symbol Laplace model; at ratio 10 it
-    already wrote the run losslessly) and format 5's (maps coded with tables, no
-    neighbour weights); the PSNR is what each decoded to with the code that wrote it.
+    already wrote the run losslessly), format 5's (maps coded with tables, no
+    neighbour weights) and format 6's (neighbour weights, no regional layer); the
+    PSNR is what each decoded to with the code that wrote it.
     """
     from nipype_icainr.codec.api import decode_array
     from nipype_icainr.codec.container import read_file

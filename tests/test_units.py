@@ -362,3 +362,48 @@ def test_codec_errors_survive_a_process_boundary():
     assert isinstance(err, OutOfReach) and err.path == "run.nii.gz"
     assert str(err) == "run.nii.gz: ratio 200 is out of reach"
     assert str(pickle.loads(pickle.dumps(ICAINRError(None, "no file")))) == "no file"
+
+
+def test_regional_blocks_average_and_spread_like_the_plain_loops():
+    from nipype_icainr.codec.factor import regional
+
+    rng = np.random.default_rng(3)
+    mask = rng.random((7, 5, 4)) > 0.4
+    blocks = regional.Blocks(mask, (3, 2, 4))
+    ijk = np.argwhere(mask)  # C order: the series' row order
+    key = [tuple(v // f for v, f in zip(p, (3, 2, 4))) for p in ijk]
+    names = sorted(set(key))
+    assert blocks.n_blocks == len(names)
+    assert [names[i] for i in blocks.index] == key  # blocks in raster order
+    rows = rng.normal(size=(len(ijk), 9))
+    means = blocks.means(rows)
+    for b, name in enumerate(names):
+        members = [i for i, k in enumerate(key) if k == name]
+        assert np.allclose(means[b], rows[members].mean(axis=0))
+    layer = rng.normal(size=(blocks.n_blocks, 9))
+    added = blocks.add_to(rows.copy(), layer, chunk=7)
+    assert np.allclose(added, rows + layer[blocks.index])
+    # the error change from block sums equals the brute-force one
+    residual = rows - 0.3
+    direct = np.sum((residual - layer[blocks.index]) ** 2) - np.sum(residual ** 2)
+    assert np.isclose(regional.sse_change(blocks, blocks.means(residual), layer), direct)
+
+
+def test_regional_layer_round_trips_its_levels_and_fits_its_room():
+    from nipype_icainr.codec.factor import regional
+
+    rng = np.random.default_rng(4)
+    mask = np.ones((8, 8, 8), bool)
+    assert regional.block_factors((40, 20, 1), 4) == (4, 4, 1)
+    blocks = regional.Blocks(mask, regional.block_factors(mask.shape, 4))
+    assert blocks.factors == (4, 4, 4) and blocks.n_blocks == 8
+    values = rng.normal(size=(blocks.n_blocks, 40)) * 5.0 - 2.0
+    payload, decoded = regional.encode(values, 0.7)
+    assert np.allclose(decoded, regional.decode(payload, 8, 40, 0.7, "x"))
+    assert np.max(np.abs(decoded - values)) <= 0.35 + 1e-9
+    with pytest.raises(ICAINRError, match="not a 40 x 9"):
+        regional.decode(payload, 9, 40, 0.7, "x")
+    payload, layer, step = regional.fit(blocks, values, room=150)
+    assert len(payload) <= 150
+    assert np.allclose(layer, regional.decode(payload, 8, 40, step, "x"))
+    assert regional.fit(blocks, values, room=regional.MIN_BYTES - 1) is None

@@ -1,8 +1,8 @@
 """The ``.icainr`` container: framing, with every length bounded and one checksum.
 
-Formats 4 to 6 (see docs/format.md for the full specification; integers
-little-endian, ``uvarint`` = unsigned LEB128 of at most 9 bytes; formats 5 and 6
-have format 4's framing and code the factor model's maps differently)::
+Formats 4 to 7 (see docs/format.md for the full specification; integers
+little-endian, ``uvarint`` = unsigned LEB128 of at most 9 bytes; formats 5 to 7
+have format 4's framing and code the factor model differently)::
 
     magic          8 bytes   b"\\x89ICAINR\\n"
     version        uint16    FORMAT_VERSION
@@ -17,8 +17,8 @@ have format 4's framing and code the factor model's maps differently)::
       payload      length bytes
     crc            uint32    CRC-32 of every byte before it
 
-Formats 1 to 5 are still read (1-3: a JSON header and a CRC per section); their
-headers are translated into format 6's terms (``legacy``). The whole file is parsed
+Formats 1 to 6 are still read (1-3: a JSON header and a CRC per section); their
+headers are translated into format 7's terms (``legacy``). The whole file is parsed
 and its checksum verified before anything is decoded; the JSON header is read
 with ``json.loads`` (no code is ever executed from a file) and its DEFLATE
 stream is inflated with a bound on its output.
@@ -37,10 +37,11 @@ from .errors import ICAINRError
 
 MAGIC = b"\x89ICAINR\n"
 #: 2: the FACT section; 3: DCT patterns; 4: compact framing; 5: maps coded with tables;
-#: 6: maps moved towards their neighbours (a weight byte per component in FACT)
-FORMAT_VERSION = 6
+#: 6: maps moved towards their neighbours (a weight byte per component in FACT);
+#: 7: the factor model's regional layer (a REGN section)
+FORMAT_VERSION = 7
 #: versions this decoder reads
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 MAX_HEADER_BYTES = 1 << 20  # the inflated header
 MAX_PACKED_HEADER = 1 << 20
 MAX_SECTIONS = 64
@@ -177,7 +178,7 @@ def unframe(blob, pos, source, end=None):
 
 
 def pack(header, sections, nifti_block=b""):
-    """Serialise a format 6 file: ``header`` (JSON-able dict), the NIfTI header block,
+    """Serialise a format 7 file: ``header`` (JSON-able dict), the NIfTI header block,
     and ``sections`` ({tag: bytes})."""
     text = json.dumps(header, sort_keys=True, separators=(",", ":"), allow_nan=False)
     head = deflate(text.encode("utf-8") + b"\n" + bytes(nifti_block))
@@ -189,7 +190,7 @@ def unpack(blob, source):
     """Parse and verify a whole container.
 
     Returns ``(header dict, {tag: bytes}, nifti block, version)``; the header of a
-    format 1-5 file is translated into format 6's terms (``legacy.upgrade``,
+    format 1-6 file is translated into format 7's terms (``legacy.upgrade``,
     ``legacy.from_format``).
     """
     start = bytes(blob[:len(MAGIC)])

@@ -154,7 +154,8 @@ def validate_header(header, sections, block, source):
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError,
             RecursionError) as exc:
         raise ICAINRError(source, f"the header is incomplete or malformed ({exc!s:.60})") from None
-    for tag in (() if model.whole_run else FRAME_SECTIONS) + tuple(model.sections):
+    required = (() if model.whole_run else FRAME_SECTIONS) + model.required_sections(part)
+    for tag in required:
         if tag not in sections:
             raise ICAINRError(source, f"the file has no {tag} section")
     limits.check_expansion(image["shape"], sum(len(p) for p in sections.values()), source)

@@ -78,7 +78,7 @@ def unpack_v3(blob, source, version):
 
 
 def from_format(header, version, source):
-    """A format 1-5 header (format 1-3 ones already ``upgrade``d) in the current
+    """A format 1-6 header (format 1-3 ones already ``upgrade``d) in the current
     format's terms: its model's ``SeriesModel.from_format``."""
     part = header.get("model") if isinstance(header, dict) else None
     if not isinstance(part, dict):

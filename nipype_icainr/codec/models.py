@@ -167,6 +167,10 @@ class SeriesModel:
     #: the model can choose the mean frame's step with its own (``Budget.mean_options``)
     plans_mean = False
 
+    def required_sections(self, part):
+        """The section tags a file with this header ``part`` must have."""
+        return tuple(self.sections)
+
     def resolve_device(self, device):
         """The device this model fits on for a ``--device`` value (``cpu`` by default).
 

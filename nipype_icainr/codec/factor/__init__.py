@@ -44,9 +44,16 @@ patterns, both quantised and entropy coded:
   symbol of one grid cell is coded with one categorical table built from
   integers (``tables``): map decoding on studyforrest 1.13 -> 0.37 s, the same
   PSNR at equal size within a few hundredths of a dB.
+* Regional layer (format 7): about 8 % of the file holds the block averages
+  (blocks of 4 x 4 x 4 voxels) of what the factorization leaves out, coarsely quantised
+  and coded with JPEG XL; the decoder adds them to every voxel of the block.
+  The truncation error is spatially coherent and moves region averages; on a
+  skull-stripped run at 200x the layer cut the connectivity error under compact
+  parcels fourfold at the same PSNR (``regional``).
 
 Modules: ``basis`` (PCA), ``context`` (what the coder conditions on),
 ``quantise`` (steps, DCT, refit), ``neighbours`` (the maps' reconstruction),
+``regional`` (the block averages of the residual),
 ``coding`` (ANS coding and the section layout), ``tables`` (the maps' coding tables),
 ``search`` (K and the step for a budget), ``model`` (the ``SeriesModel``).
 """
@@ -57,11 +64,11 @@ from .coding import (MAX_COMPONENTS, PARAMS, TRANSFORMS, decode_factors, encode_
 from .context import Activity, Checkerboard
 from .model import FactorModel
 from .quantise import dequantize, quantize_maps, to_frequency, to_time
-from . import neighbours
+from . import neighbours, regional
 from .search import code_at_step, fit_to_budget, survey_step
 
 __all__ = ["Activity", "Checkerboard", "FactorModel", "MAX_COMPONENTS", "PARAMS", "TRANSFORMS",
-           "neighbours",
+           "neighbours", "regional",
            "code_at_step", "decode_factors", "dequantize", "encode_factors", "fit_to_budget",
            "pack", "pattern_bands", "principal_basis", "quantize_maps", "survey_step",
            "to_frequency", "to_time", "unpack"]
