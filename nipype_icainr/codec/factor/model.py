@@ -69,7 +69,7 @@ class FactorModel(SeriesModel):
 
         n_vox, n_t = series.shape
         if n_vox == 0:  # every voxel is constant: the mean frame is the whole run
-            return self._mean_only(n_t, series)
+            return self._mean_only(series)
         k_max = int(min(config["max_components"], n_t, n_vox))
         part = {"n_components": k_max, "patterns": "dct", "step": 1.0}
         blocks, reserve = self._regional_plan(mask, n_t, budget, config, env)
@@ -91,7 +91,7 @@ class FactorModel(SeriesModel):
                 # the factorization's share; the layer gets what it leaves (``_with_layer``)
                 available = budget.target_bytes - overhead - 16 - reserve
                 if budget.plan is not None and budget.plan.n_components == 0:
-                    return self._with_layer(series, None, part, blocks, budget)
+                    return self._mean_only(series, blocks, budget)
                 if budget.plan is not None:  # the survey chose: only the step is refined
                     slope = budget.plan.slope
                     fit = refine(series, maps[:, :budget.plan.n_components], available,
@@ -104,7 +104,7 @@ class FactorModel(SeriesModel):
                     if plan is None:
                         raise budget.out_of_reach("header", overhead + 16 + cheapest_mean)
                     if plan.n_components == 0 and not budget.mean_options:
-                        return self._with_layer(series, None, part, blocks, budget)
+                        return self._mean_only(series, blocks, budget)
                     if budget.mean_options:  # the codec recodes its mean frame, then refines
                         return Coded({}, dict(part, n_components=plan.n_components,
                                               step=plan.step), plan=plan)
@@ -116,12 +116,13 @@ class FactorModel(SeriesModel):
                                               overhead + len(fit["payload"]))
         part.update(n_components=fit["n_components"], step=fit["step"])
         if blocks is not None:
-            coded = self._with_layer(series, fit, part, blocks, budget)
-            if regional.TAG in coded.sections:
+            means = blocks.means(series)
+            sections, layered, sse, layer = self._with_layer(means, fit, part, blocks, budget)
+            if layer is not None:
                 # a layer at its finest step can leave bytes (studyforrest at 100x: 2.7 %
                 # of the file): the factorization takes them at the step one secant
                 # along its size-step power law predicts, and the layer is refitted
-                spare = budget.target_bytes - len(budget.build(coded))
+                spare = budget.target_bytes - len(budget.build(Coded(sections, layered)))
                 size = len(fit["payload"])
                 if spare > max(0.01 * budget.target_bytes, regional.MIN_BYTES) and size:
                     step = fit["step"] * ((size + 0.98 * spare) / size) ** (1.0 / min(slope,
@@ -130,17 +131,16 @@ class FactorModel(SeriesModel):
                                         dead_zone=dz)
                     if len(more["payload"]) <= size + spare:
                         again = self._with_layer(
-                            series, more, dict(part, n_components=more["n_components"],
-                                               step=more["step"]), blocks, budget)
-                        if regional.TAG in again.sections and again.sse < coded.sse:
-                            return again
-                return coded
+                            means, more, dict(part, n_components=more["n_components"],
+                                              step=more["step"]), blocks, budget)
+                        if again[3] is not None and again[2] < sse:
+                            fit, (sections, layered, sse, layer) = more, again
+                return self._coded(series, fit, sections, layered, sse, blocks, layer)
             # no layer fitted after all: the factorization takes its reserve too
             fit = refine(series, maps[:, :fit["n_components"]], available + reserve, board,
                          fit["step"], dead_zone=dz)
             part.update(n_components=fit["n_components"], step=fit["step"])
-        return Coded({TAG: fit["payload"]}, part, approx=fit["maps"] @ fit["patterns"],
-                     final_loss=fit["sse"] / series.size, sse=fit["sse"])
+        return self._coded(series, fit, {TAG: fit["payload"]}, part, fit["sse"])
 
     def _regional_plan(self, mask, n_t, budget, config, env):
         """``(Blocks, bytes reserved)`` for the regional layer, or ``(None, 0)``: none is
@@ -166,38 +166,45 @@ class FactorModel(SeriesModel):
         return Coded({TAG: payload, regional.TAG: b""},
                      dict(part, regional_block=list(blocks.factors), regional_step=step))
 
-    def _with_layer(self, series, fit, part, blocks, budget):
-        """``fit`` (None: no component) plus the regional layer in the bytes it leaves."""
-        n_t = series.shape[1]
-        if fit is None and blocks is None:
-            return self._mean_only(n_t, series)
-        if fit is None:
-            part = dict(part, n_components=0, step=1.0)
-            fit = {"payload": b"", "sse": float(np.sum(series ** 2))}
-            approx = np.zeros((series.shape[0], n_t))
-            residual = blocks.means(series)
-        else:
-            approx = fit["maps"] @ fit["patterns"]
-            residual = blocks.means(series) - blocks.means(fit["maps"]) @ fit["patterns"]
+    def _with_layer(self, series_means, fit, part, blocks, budget):
+        """The regional layer in the bytes ``fit`` leaves (``fit`` without ``maps``: no
+        component). ``series_means`` are the series' block means. Returns ``(sections,
+        part, squared error, layer (B, T))``, the layer None when none fits."""
+        residual = series_means
+        if "maps" in fit:
+            residual = series_means - blocks.means(fit["maps"]) @ fit["patterns"]
         # a varint's growth and the step's digits
         room = budget.target_bytes - len(budget.build(self._probe(part, blocks,
                                                                   fit["payload"]))) - 4
-        layer = regional.fit(blocks, residual, room)
-        if layer is None:
-            return Coded({TAG: fit["payload"]}, part, approx=approx,
-                         final_loss=fit["sse"] / series.size, sse=fit["sse"])
-        payload, values, step = layer
-        sse = fit["sse"] + regional.sse_change(blocks, residual, values)
-        return Coded({TAG: fit["payload"], regional.TAG: payload},
-                     dict(part, regional_block=list(blocks.factors), regional_step=step),
-                     approx=blocks.add_to(approx, values), final_loss=sse / series.size,
-                     sse=sse)
+        found = regional.fit(blocks, residual, room)
+        if found is None:
+            return {TAG: fit["payload"]}, part, fit["sse"], None
+        payload, layer, step = found
+        return ({TAG: fit["payload"], regional.TAG: payload},
+                dict(part, regional_block=list(blocks.factors), regional_step=step),
+                fit["sse"] + regional.sse_change(blocks, residual, layer), layer)
 
-    def _mean_only(self, n_t, series):
-        """No component: the mean frame alone codes the run."""
-        return Coded({TAG: b""}, {"n_components": 0, "patterns": "dct", "step": 1.0},
-                     approx=np.zeros((series.shape[0], n_t)),
-                     final_loss=float(np.mean(series ** 2)), sse=float(np.sum(series ** 2)))
+    def _coded(self, series, fit, sections, part, sse, blocks=None, layer=None):
+        """The ``Coded`` of ``fit`` (without ``maps``: no component) and ``layer``: the
+        decoded series made once, for the fit that is kept."""
+        if "maps" in fit:
+            approx = fit["maps"] @ fit["patterns"]
+        else:
+            approx = np.zeros(series.shape)
+        if layer is not None:
+            blocks.add_to(approx, layer)
+        return Coded(sections, part, approx=approx, final_loss=sse / series.size, sse=sse)
+
+    def _mean_only(self, series, blocks=None, budget=None):
+        """No component: the mean frame codes the run, with the regional layer when
+        ``blocks`` are given and it fits the ``budget``."""
+        fit = {"payload": b"", "sse": float(np.sum(series ** 2))}
+        part = {"n_components": 0, "patterns": "dct", "step": 1.0}
+        sections, part, sse, layer = {TAG: b""}, part, fit["sse"], None
+        if blocks is not None:
+            sections, part, sse, layer = self._with_layer(blocks.means(series), fit, part,
+                                                          blocks, budget)
+        return self._coded(series, fit, sections, part, sse, blocks, layer)
 
     def mean_step_hint(self, part, n_timepoints):
         # the mean frame is a component whose unit-norm pattern is constant, 1/sqrt(T):
