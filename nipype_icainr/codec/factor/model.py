@@ -41,7 +41,7 @@ from . import regional
 from .coding import MAP_CODERS, MAX_COMPONENTS, TRANSFORMS, decode_factors, unpack
 from .context import Checkerboard
 from .quantise import DEAD_ZONE, dequantize
-from .search import code_at_step, fit_to_error, refine, survey_and_choose
+from .search import fit_to_error, refine, survey_and_choose
 
 TAG = "FACT"
 
@@ -120,15 +120,17 @@ class FactorModel(SeriesModel):
             sections, layered, sse, layer = self._with_layer(means, fit, part, blocks, budget)
             if layer is not None:
                 # a layer at its finest step can leave bytes (studyforrest at 100x: 2.7 %
-                # of the file): the factorization takes them at the step one secant
-                # along its size-step power law predicts, and the layer is refitted
+                # of the file): the factorization takes them, starting at the step one
+                # secant along its size-step power law predicts, then at most two more
+                # secants until the file is within 1 % of the target; the layer is refitted
                 spare = budget.target_bytes - len(budget.build(Coded(sections, layered)))
                 size = len(fit["payload"])
                 if spare > max(0.01 * budget.target_bytes, regional.MIN_BYTES) and size:
-                    step = fit["step"] * ((size + 0.98 * spare) / size) ** (1.0 / min(slope,
-                                                                                    -0.05))
-                    more = code_at_step(series, maps[:, :fit["n_components"]], step, board,
-                                        dead_zone=dz)
+                    slope = min(slope, -0.05)
+                    step = fit["step"] * ((size + 0.98 * spare) / size) ** (1.0 / slope)
+                    more = refine(series, maps[:, :fit["n_components"]], size + spare, board,
+                                  step, tolerance=0.01 * budget.target_bytes / (size + spare),
+                                  max_evals=3, dead_zone=dz, slope=slope)
                     if len(more["payload"]) <= size + spare:
                         again = self._with_layer(
                             means, more, dict(part, n_components=more["n_components"],
