@@ -142,3 +142,24 @@ def test_regional_layer_keeps_region_averages(tmp_path):
         results[name] = (psnr, fca["mean_abs_dr"])
     assert results["layer"][0] > results["none"][0] - 0.1
     assert results["layer"][1] < 0.5 * results["none"][1]
+
+
+def test_an_out_of_reach_ratio_names_the_bound_the_encoder_keeps(tmp_path):
+    """On a tiny run the encoder tries two masks; the error names the closer one's bound:
+    a ratio 10 % above it is refused too, and 3 % below it is reached (the first mask's
+    bound, 82.2, was named while 100x was reached with the other)."""
+    import re
+
+    from nipype_icainr import compress
+    from nipype_icainr.codec.errors import OutOfReach
+
+    path = os.path.join(CORPUS, "nipy__functional.nii.gz")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} not present")
+    with pytest.raises(OutOfReach) as info:
+        compress(path, str(tmp_path / "a.icainr"), ratio=150, measure=False)
+    bound = float(re.search(r"ratio below ([0-9.]+)", str(info.value)).group(1))
+    with pytest.raises(OutOfReach):
+        compress(path, str(tmp_path / "b.icainr"), ratio=1.1 * bound, measure=False)
+    res = compress(path, str(tmp_path / "c.icainr"), ratio=0.97 * bound, measure=False)
+    assert res["ratio"] >= 0.97 * bound

@@ -196,7 +196,11 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
             enc = _encode_series(run, image, config, target, coded_mask, model, dev, seed,
                                  progress, measure, source, n_raw)
         except OutOfReach as exc:
-            failure = failure or exc
+            # report the mask that came closest: the ratio the error names is then one
+            # the other mask does not already beat
+            if failure is None or getattr(exc, "floor_bytes", math.inf) < getattr(
+                    failure, "floor_bytes", math.inf):
+                failure = exc
             continue
         if len(masks) == 1:
             return enc

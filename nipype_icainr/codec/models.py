@@ -65,11 +65,14 @@ class Budget:
     plan: object = None
 
     def out_of_reach(self, what, file_bytes):
-        """The one-line error for a budget that ``what`` alone exceeds."""
-        return OutOfReach(self.source, f"ratio {self.raw_bytes / self.target_bytes:g} is out "
-                                        f"of reach: the {what}, mask and coarsest mean frame "
-                                        f"alone need a ratio below "
-                                        f"{self.raw_bytes / file_bytes:.1f}")
+        """The one-line error for a budget that ``what`` alone exceeds (``file_bytes``:
+        the estimated size of a file holding only that; ``OutOfReach.floor_bytes``)."""
+        error = OutOfReach(self.source, f"ratio {self.raw_bytes / self.target_bytes:g} is out "
+                                         f"of reach: the {what}, mask and coarsest mean frame "
+                                         f"alone need a ratio below "
+                                         f"{self.raw_bytes / file_bytes:.1f}")
+        error.floor_bytes = file_bytes
+        return error
 
 
 @dataclass
