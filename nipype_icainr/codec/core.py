@@ -198,8 +198,7 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
         except OutOfReach as exc:
             # report the mask that came closest: the ratio the error names is then one
             # the other mask does not already beat
-            if failure is None or getattr(exc, "floor_bytes", math.inf) < getattr(
-                    failure, "floor_bytes", math.inf):
+            if failure is None or exc.floor_bytes < failure.floor_bytes:
                 failure = exc
             continue
         if len(masks) == 1:

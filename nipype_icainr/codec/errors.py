@@ -21,4 +21,10 @@ class ICAINRError(Exception):
 
 
 class OutOfReach(ICAINRError):
-    """The requested ratio cannot be reached: what must be stored already exceeds it."""
+    """The requested ratio cannot be reached: what must be stored already exceeds it.
+
+    ``floor_bytes``: the estimated size of the smallest file the encoder could
+    write (``Budget.out_of_reach``), infinite when not known; not pickled.
+    """
+
+    floor_bytes = float("inf")

@@ -72,7 +72,7 @@ class FactorModel(SeriesModel):
             return self._mean_only(series)
         k_max = int(min(config["max_components"], n_t, n_vox))
         part = {"n_components": k_max, "patterns": "dct", "step": 1.0}
-        blocks, reserve = self._regional_plan(mask, n_t, budget, config, env)
+        blocks, reserve = self._regional_plan(mask, n_t, budget, config)
         overhead = len(budget.build(self._probe(part, blocks)))
         cheapest_mean = min((o.bytes for o in budget.mean_options or []), default=0)
         if budget.target_bytes is not None and \
@@ -144,7 +144,7 @@ class FactorModel(SeriesModel):
             part.update(n_components=fit["n_components"], step=fit["step"])
         return self._coded(series, fit, {TAG: fit["payload"]}, part, fit["sse"])
 
-    def _regional_plan(self, mask, n_t, budget, config, env):
+    def _regional_plan(self, mask, n_t, budget, config):
         """``(Blocks, bytes reserved)`` for the regional layer, or ``(None, 0)``: none is
         coded for an error target, a zero share, blocks of about one voxel, or a
         reserve too small to hold one."""
