@@ -185,3 +185,31 @@ def test_an_out_of_reach_ratio_names_the_bound_the_encoder_keeps(tmp_path):
         compress(path, str(tmp_path / "b.icainr"), ratio=1.1 * bound, measure=False)
     res = compress(path, str(tmp_path / "c.icainr"), ratio=0.97 * bound, measure=False)
     assert res["ratio"] >= 0.97 * bound
+
+
+def test_a_two_volume_run_reaches_every_ratio_below_its_bound(tmp_path):
+    """The first two volumes of an MNI run (26x31x22x2): the bound the error names
+    does not depend on the ratio asked, and a ratio 3 % below it is reached (the
+    regional layer's reserve had left no plan at 85x while the error, asked 100x,
+    named 88.3; asked 200x, it named 90.6)."""
+    import re
+
+    import nibabel as nib
+
+    from nipype_icainr import compress
+    from nipype_icainr.codec.errors import OutOfReach
+
+    src = os.path.join(CORPUS, "gift__sub-107_lowres.nii")
+    if not os.path.exists(src):
+        pytest.skip(f"{src} not present")
+    img = nib.load(src)
+    path = str(tmp_path / "two.nii.gz")
+    nib.Nifti1Image(np.asarray(img.dataobj)[..., :2], img.affine, img.header).to_filename(path)
+    bounds = []
+    for ratio in (100, 200):
+        with pytest.raises(OutOfReach) as info:
+            compress(path, str(tmp_path / "a.icainr"), ratio=ratio, measure=False)
+        bounds.append(float(re.search(r"ratio below ([0-9.]+)", str(info.value)).group(1)))
+    assert bounds[0] == bounds[1]
+    res = compress(path, str(tmp_path / "b.icainr"), ratio=0.97 * bounds[0], measure=False)
+    assert res["ratio"] >= 0.97 * bounds[0]
