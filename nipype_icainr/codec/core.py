@@ -286,7 +286,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
 
 
 #: encodings of the mean frame tried when the file is the mean frame alone
-MEAN_FILL_EVALS = 8
+MEAN_FILL_EVALS = 24
 
 
 def _finer_mean_frame(run, mean, mask, step, rms, noise, size, sse, value_range, head, block,
@@ -296,7 +296,8 @@ def _finer_mean_frame(run, mean, mask, step, rms, noise, size, sse, value_range,
 
     The survey's ladder of mean-frame steps has sqrt(2) rungs, and its byte counts
     are estimates: coarse where the mean frame is the whole file (on a 17x21x3x20
-    run at 100x the chosen rung left 28 of 428 bytes unused). Steps 2^(1/8) apart
+    run at 100x the chosen rung left 28 of 428 bytes unused; on the first 3 volumes
+    of a 26x31x22 run, steps half the chosen one still fitted). Steps 2^(1/8) apart
     are tried downwards, at most ``MEAN_FILL_EVALS`` encodings of the frame (a few
     milliseconds each: K = 0 happens only when the budget is tiny), until two in a
     row do not fit (JPEG XL's size is not monotone in the step at a few hundred
