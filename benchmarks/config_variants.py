@@ -80,6 +80,8 @@ def main(argv=None):
                          f"ratio {inp.raw_bytes / comp['bytes']:.1f}",
                          f"PSNR {columns.get('psnr_db', math.nan):.2f} dB"]
                 for key in fca_keys:
+                    if columns.get(key + "_mean_abs_dr") is None:  # e.g. too few spheres
+                        continue
                     mean_dr, share_up = _signed(ref, key, img)
                     parts.append(f"{key} {columns.get(key + '_mean_abs_dr', math.nan):.4f} "
                                  f"(dr {mean_dr:+.4f}, {share_up:.0%} up)")

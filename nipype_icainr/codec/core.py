@@ -269,7 +269,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
                 options = options[plan.option + 1:]
         if plan.n_components == 0:
             finer = _finer_mean_frame(
-                run, mean, mask, step, rms, noise, len(build(coded)), coded.sse, value_range,
+                run, mean, mask, step, rms, noise, coded, len(build(coded)), value_range,
                 head, block, model, target_bytes, n_raw, target, config, env, source, plan,
                 sse_cap)
             if finer is not None:
@@ -289,10 +289,15 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
 MEAN_FILL_EVALS = 24
 
 
-def _finer_mean_frame(run, mean, mask, step, rms, noise, size, sse, value_range, head, block,
+def _nonempty(sections):
+    return {tag for tag, payload in sections.items() if payload}
+
+
+def _finer_mean_frame(run, mean, mask, step, rms, noise, coded, size, value_range, head, block,
                       model, target_bytes, n_raw, target, config, env, source, plan, sse_cap):
     """A file of the mean frame alone (K = 0) at a step finer than ``step`` that still
-    fits the budget, with less error in the mask than ``sse``; or None.
+    fits the budget and keeps every section ``coded`` has, with less error in the
+    mask than ``coded``; or None.
 
     The survey's ladder of mean-frame steps has sqrt(2) rungs, and its byte counts
     are estimates: coarse where the mean frame is the whole file (on a 17x21x3x20
@@ -305,23 +310,27 @@ def _finer_mean_frame(run, mean, mask, step, rms, noise, size, sse, value_range,
     """
     if target_bytes - size < 8:
         return None
-    best, least, misses = None, sse, 0
+    best, least, misses = None, coded.sse, 0
+    # a finer frame must not crowd out a section the model chose to code (the regional
+    # layer: dynamics that the mean frame's error measure does not weigh)
+    coded_sections = _nonempty(coded.sections)
     for i in range(1, MEAN_FILL_EVALS + 1):
         # three digits: the header stores the step, and each digit costs a byte
         finer = round_sig(step * 2.0 ** (-i / 8.0), 1, digits=3)
         background = background_multiple(finer, rms, noise, config)
         try:
-            coded, build, decoded = _fit_with_mean(
+            candidate, build, decoded = _fit_with_mean(
                 run, mean, mask, finer, background, value_range, head, block, model,
                 target_bytes, n_raw, target, config, env, source, plan=plan, sse_cap=sse_cap)
-            fits = len(build(coded)) <= target_bytes
+            fits = (len(build(candidate)) <= target_bytes and
+                    coded_sections <= _nonempty(candidate.sections))
         except OutOfReach:
             fits = False
         misses = 0 if fits else misses + 1
         # the error in the mask, the mean frame's included (the series are around it):
         # a finer frame can leave a regional layer fewer bytes
-        if fits and coded.sse < least:
-            best, least = (coded, build, decoded), coded.sse
+        if fits and candidate.sse < least:
+            best, least = (candidate, build, decoded), candidate.sse
         if misses == 2:
             break
     return best
