@@ -268,10 +268,13 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
                     raise
                 options = options[plan.option + 1:]
         if plan.n_components == 0:
-            finer = _finer_mean_frame(
-                run, mean, mask, step, rms, noise, coded, len(build(coded)), value_range,
-                head, block, model, target_bytes, n_raw, target, config, env, source, plan,
-                sse_cap)
+            def at_step(finer):
+                return _fit_with_mean(
+                    run, mean, mask, finer, background_multiple(finer, rms, noise, config),
+                    value_range, head, block, model, target_bytes, n_raw, target, config,
+                    env, source, plan=plan, sse_cap=sse_cap)
+
+            finer = _finer_mean_frame(at_step, step, coded, len(build(coded)), target_bytes)
             if finer is not None:
                 coded, build, mean_decoded = finer
     else:
@@ -293,11 +296,11 @@ def _nonempty(sections):
     return {tag for tag, payload in sections.items() if payload}
 
 
-def _finer_mean_frame(run, mean, mask, step, rms, noise, coded, size, value_range, head, block,
-                      model, target_bytes, n_raw, target, config, env, source, plan, sse_cap):
+def _finer_mean_frame(at_step, step, coded, size, target_bytes):
     """A file of the mean frame alone (K = 0) at a step finer than ``step`` that still
-    fits the budget and keeps every section ``coded`` has, with less error in the
-    mask than ``coded``; or None.
+    fits ``target_bytes`` and keeps every section ``coded`` (``size`` bytes) has, with
+    less error in the mask than ``coded``: ``at_step(step)``'s ``(coded, build,
+    decoded mean)``, or None.
 
     The survey's ladder of mean-frame steps has sqrt(2) rungs, and its byte counts
     are estimates: coarse where the mean frame is the whole file (on a 17x21x3x20
@@ -317,11 +320,8 @@ def _finer_mean_frame(run, mean, mask, step, rms, noise, coded, size, value_rang
     for i in range(1, MEAN_FILL_EVALS + 1):
         # three digits: the header stores the step, and each digit costs a byte
         finer = round_sig(step * 2.0 ** (-i / 8.0), 1, digits=3)
-        background = background_multiple(finer, rms, noise, config)
         try:
-            candidate, build, decoded = _fit_with_mean(
-                run, mean, mask, finer, background, value_range, head, block, model,
-                target_bytes, n_raw, target, config, env, source, plan=plan, sse_cap=sse_cap)
+            candidate, build, decoded = at_step(finer)
             fits = (len(build(candidate)) <= target_bytes and
                     coded_sections <= _nonempty(candidate.sections))
         except OutOfReach:

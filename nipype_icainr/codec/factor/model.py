@@ -105,20 +105,22 @@ class FactorModel(SeriesModel):
                     fit = refine(series, maps[:, :budget.plan.n_components], available,
                                  board, budget.plan.step, dead_zone=dz, slope=slope)
                 else:
-                    plan, _ = survey_and_choose(
-                        series, maps, board, available, hint, budget.mean_options,
-                        config["psnr_slack_db"], config["components"],
-                        energy=float(np.sum(series ** 2)), dead_zone=dz)
+                    energy = float(np.sum(series ** 2))
+
+                    def survey(room):
+                        return survey_and_choose(
+                            series, maps, board, room, hint, budget.mean_options,
+                            config["psnr_slack_db"], config["components"], energy=energy,
+                            dead_zone=dz)[0]
+
+                    plan = survey(available)
                     if plan is None and blocks is not None:
                         # the layer's reserve left no mean frame room: plan without a
                         # layer (a 26x31x22x2 run at 85x was refused while the error
                         # said any ratio below 88.3 was in reach)
                         blocks, reserve = None, 0
                         available = budget.target_bytes - bare - 16
-                        plan, _ = survey_and_choose(
-                            series, maps, board, available, hint, budget.mean_options,
-                            config["psnr_slack_db"], config["components"],
-                            energy=float(np.sum(series ** 2)), dead_zone=dz)
+                        plan = survey(available)
                     if plan is None:
                         raise budget.out_of_reach("header", floor)
                     if plan.n_components <= FEW_COMPONENTS and blocks is None:
@@ -128,11 +130,7 @@ class FactorModel(SeriesModel):
                         layered, more = self._regional_plan(mask, n_t, budget, config, plan)
                         if layered is not None:
                             wider = len(budget.build(self._probe(part, layered)))
-                            again, _ = survey_and_choose(
-                                series, maps, board, budget.target_bytes - wider - 16 - more,
-                                hint, budget.mean_options, config["psnr_slack_db"],
-                                config["components"], energy=float(np.sum(series ** 2)),
-                                dead_zone=dz)
+                            again = survey(budget.target_bytes - wider - 16 - more)
                             if again is not None and again.n_components <= FEW_COMPONENTS:
                                 plan, blocks, reserve, overhead = again, layered, more, wider
                                 available = budget.target_bytes - overhead - 16 - reserve
