@@ -83,7 +83,7 @@ def main(argv=None):
                     if columns.get(key + "_mean_abs_dr") is None:  # e.g. too few spheres
                         continue
                     mean_dr, share_up = _signed(ref, key, img)
-                    parts.append(f"{key} {columns.get(key + '_mean_abs_dr', math.nan):.4f} "
+                    parts.append(f"{key} {columns[key + '_mean_abs_dr']:.4f} "
                                  f"(dr {mean_dr:+.4f}, {share_up:.0%} up)")
                 parts.append(comp["info"].get("model", ""))
                 print(" | ".join(parts), flush=True)

@@ -14,6 +14,7 @@ any call that broke one of these rules (none should).
 """
 
 import argparse
+import datetime
 import os
 import re
 import subprocess
@@ -115,17 +116,14 @@ def main(argv=None):
     os.makedirs(args.work, exist_ok=True)
     tool = os.path.join(os.path.dirname(sys.executable), "icainr")
     flags = [["--ratio", "25"], ["--ratio", "100"], ["--ratio", "200"], ["--lossless"]]
-    import datetime
-    import platform
+    from nipype_icainr.bench.runner import environment
 
-    from nipype_icainr.provenance import software_versions
-
-    versions = ", ".join(f"{k} {v}" for k, v in sorted(software_versions().items()))
+    env = environment()  # the same machine and package lines as ``icainr bench``
     lines = ["# Real runs as users bring them", "",
              f"- command: `python benchmarks/user_variants.py {args.corpus}`",
              f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
-             f"- machine: {platform.platform()}, {os.cpu_count()} CPUs",
-             f"- packages: {versions}", "",
+             f"- machine: {env['platform']}, {env['cpu_count']} CPUs",
+             "- packages: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
              "| variant | what | " + " | ".join(" ".join(f) for f in flags) + " | broken |",
              "|---" * (len(flags) + 3) + "|"]
     n_broken = 0

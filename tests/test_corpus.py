@@ -19,11 +19,16 @@ SMALL_RUNS = ["pymvpa__haxby2001_run001_bold_25mm.nii.gz", "nipy__functional.nii
               "gift__sub-133_lowres.nii"]
 
 
-def _load(name):
+def _corpus_path(name):
+    """The corpus run ``name``; the test is skipped without it."""
     path = os.path.join(CORPUS, name)
     if not os.path.exists(path):
         pytest.skip(f"{path} not present")
-    return _load_path(path)
+    return path
+
+
+def _load(name):
+    return _load_path(_corpus_path(name))
 
 
 def _load_path(path):
@@ -136,21 +141,16 @@ def test_maps_moved_towards_neighbours_beat_plain_reconstruction(tmp_path):
     assert results["neighbours"][1] < 0.8 * results["centre"][1]
 
 
-def test_regional_layer_keeps_region_averages(tmp_path):
-    """RAPIDTIDETEST (64 x 64 x 29 x 260, skull-stripped) at 200x: the default's regional
-    layer (block averages of the factorization's residual) keeps region-to-region
-    correlations under spatially compact parcels at least twice as close as the same
-    codec without it, for at most 0.1 dB of PSNR (measured: 0.0122 against 0.0498,
-    46.99 against 46.99 dB)."""
+def _with_and_without_layer(path, inp, ratio, tmp_path):
+    """``{"layer": (PSNR, compact FCA), "none": ...}`` of the default preset at ``ratio``,
+    and of the same with ``regional_share: 0``, through ``compress``/``decompress``;
+    asserts that each file fits and holds the regional section exactly when expected."""
     import nibabel as nib
 
     from nipype_icainr import compress, decompress, info, metrics
     from nipype_icainr.qc.connectivity import (compact_parcellation, fca_from_signals,
                                                region_signals)
 
-    name = "rapidtide__sub-RAPIDTIDETEST.nii.gz"
-    inp = _load(name)
-    src = os.path.join(CORPUS, name)
     mask_img = nib.Nifti1Image(inp.mask.astype(np.uint8), inp.img.affine)
     labels = compact_parcellation(inp.mask, inp.img.affine)
     original = region_signals(inp.img, mask_img, labels)
@@ -158,14 +158,32 @@ def test_regional_layer_keeps_region_averages(tmp_path):
     for name, config in (("layer", {"base": "default"}),
                          ("none", {"base": "default", "regional_share": 0})):
         out, back = tmp_path / f"{name}.icainr", tmp_path / f"{name}.nii.gz"
-        compress(src, str(out), ratio=200, config=config, device="cpu")
-        assert inp.raw_bytes / out.stat().st_size >= 0.98 * 200
+        compress(str(path), str(out), ratio=ratio, config=config, device="cpu")
+        assert inp.raw_bytes / out.stat().st_size >= 0.98 * ratio
         assert ("REGN" in info(str(out))["sections"]) == (name == "layer")
         decompress(str(out), str(back))
         decoded = nib.load(str(back))
         psnr = metrics.psnr(inp.data, np.asarray(decoded.dataobj, dtype=np.float64), inp.mask)
         fca = fca_from_signals(original, region_signals(decoded, mask_img, labels))
         results[name] = (psnr, fca["mean_abs_dr"])
+    return results
+
+
+def _named_bound(raised):
+    """The ratio an ``OutOfReach`` error (``pytest.raises`` info) names as reachable."""
+    import re
+
+    return float(re.search(r"ratio below ([0-9.]+)", str(raised.value)).group(1))
+
+
+def test_regional_layer_keeps_region_averages(tmp_path):
+    """RAPIDTIDETEST (64 x 64 x 29 x 260, skull-stripped) at 200x: the default's regional
+    layer (block averages of the factorization's residual) keeps region-to-region
+    correlations under spatially compact parcels at least twice as close as the same
+    codec without it, for at most 0.1 dB of PSNR (measured: 0.0122 against 0.0498,
+    46.99 against 46.99 dB)."""
+    name = "rapidtide__sub-RAPIDTIDETEST.nii.gz"
+    results = _with_and_without_layer(_corpus_path(name), _load(name), 200, tmp_path)
     assert results["layer"][0] > results["none"][0] - 0.1
     assert results["layer"][1] < 0.5 * results["none"][1]
 
@@ -178,34 +196,11 @@ def test_a_run_of_at_most_one_component_keeps_regional_dynamics(tmp_path):
     most 2 dB (measured: FCA 0.24 against 0.74, 39.06 against 40.68 dB)."""
     import nibabel as nib
 
-    from nipype_icainr import compress, decompress, info, metrics
-    from nipype_icainr.qc.connectivity import (compact_parcellation, fca_from_signals,
-                                               region_signals)
-
-    src = os.path.join(CORPUS, "qap__functional_scan.nii.gz")
-    if not os.path.exists(src):
-        pytest.skip(f"{src} not present")
-    img = nib.load(src)
+    img = nib.load(_corpus_path("qap__functional_scan.nii.gz"))
     cut = np.asarray(img.dataobj)[20:30, 20:30, 5:23, :40]
     path = tmp_path / "cut.nii.gz"
     nib.Nifti1Image(cut, img.affine, img.header).to_filename(str(path))
-    inp = _load_path(str(path))
-    mask_img = nib.Nifti1Image(inp.mask.astype(np.uint8), inp.img.affine)
-    labels = compact_parcellation(inp.mask, inp.img.affine)
-    original = region_signals(inp.img, mask_img, labels)
-    results = {}
-    for name, config in (("layer", {"base": "default"}),
-                         ("none", {"base": "default", "regional_share": 0})):
-        out, back = tmp_path / f"{name}.icainr", tmp_path / f"{name}.nii.gz"
-        compress(str(path), str(out), ratio=100, config=config, device="cpu")
-        assert inp.raw_bytes / out.stat().st_size >= 0.98 * 100
-        assert ("REGN" in info(str(out))["sections"]) == (name == "layer")
-        decompress(str(out), str(back))
-        decoded = nib.load(str(back))
-        values = np.asarray(decoded.dataobj, dtype=np.float64)
-        psnr = metrics.psnr(inp.data, values, inp.mask)
-        fca = fca_from_signals(original, region_signals(decoded, mask_img, labels))
-        results[name] = (psnr, fca["mean_abs_dr"])
+    results = _with_and_without_layer(path, _load_path(str(path)), 100, tmp_path)
     assert results["layer"][0] > results["none"][0] - 2.0
     assert results["layer"][1] < 0.5 * results["none"][1]
 
@@ -214,17 +209,13 @@ def test_an_out_of_reach_ratio_names_the_bound_the_encoder_keeps(tmp_path):
     """On a tiny run the encoder tries two masks; the error names the closer one's bound:
     a ratio 10 % above it is refused too, and 3 % below it is reached (the first mask's
     bound, 82.2, was named while 100x was reached with the other)."""
-    import re
-
     from nipype_icainr import compress
     from nipype_icainr.codec.errors import OutOfReach
 
-    path = os.path.join(CORPUS, "nipy__functional.nii.gz")
-    if not os.path.exists(path):
-        pytest.skip(f"{path} not present")
+    path = _corpus_path("nipy__functional.nii.gz")
     with pytest.raises(OutOfReach) as info:
         compress(path, str(tmp_path / "a.icainr"), ratio=150, measure=False)
-    bound = float(re.search(r"ratio below ([0-9.]+)", str(info.value)).group(1))
+    bound = _named_bound(info)
     with pytest.raises(OutOfReach):
         compress(path, str(tmp_path / "b.icainr"), ratio=1.1 * bound, measure=False)
     res = compress(path, str(tmp_path / "c.icainr"), ratio=0.97 * bound, measure=False)
@@ -236,24 +227,19 @@ def test_a_two_volume_run_reaches_every_ratio_below_its_bound(tmp_path):
     does not depend on the ratio asked, and a ratio 3 % below it is reached (the
     regional layer's reserve had left no plan at 85x while the error, asked 100x,
     named 88.3; asked 200x, it named 90.6)."""
-    import re
-
     import nibabel as nib
 
     from nipype_icainr import compress
     from nipype_icainr.codec.errors import OutOfReach
 
-    src = os.path.join(CORPUS, "gift__sub-107_lowres.nii")
-    if not os.path.exists(src):
-        pytest.skip(f"{src} not present")
-    img = nib.load(src)
+    img = nib.load(_corpus_path("gift__sub-107_lowres.nii"))
     path = str(tmp_path / "two.nii.gz")
     nib.Nifti1Image(np.asarray(img.dataobj)[..., :2], img.affine, img.header).to_filename(path)
     bounds = []
     for ratio in (100, 200):
         with pytest.raises(OutOfReach) as info:
             compress(path, str(tmp_path / "a.icainr"), ratio=ratio, measure=False)
-        bounds.append(float(re.search(r"ratio below ([0-9.]+)", str(info.value)).group(1)))
+        bounds.append(_named_bound(info))
     assert bounds[0] == bounds[1]
     res = compress(path, str(tmp_path / "b.icainr"), ratio=0.97 * bounds[0], measure=False)
     assert res["ratio"] >= 0.97 * bounds[0]

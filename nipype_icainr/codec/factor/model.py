@@ -183,16 +183,19 @@ class FactorModel(SeriesModel):
         if budget.target_bytes is None or config["regional_share"] <= 0:
             return None, 0
         reserve = config["regional_share"] * budget.target_bytes
+        forced = plan is not None and plan.n_components <= FEW_COMPONENTS
+        if reserve < regional.MIN_BYTES and not forced:  # no blocks built for nothing
+            return None, 0
         blocks = regional.Blocks(mask, regional.block_factors(mask.shape,
                                                               config["regional_voxels"]))
         if not blocks.worth_coding():
             return None, 0
-        least = regional.least_bytes(blocks, n_t)
-        if plan is not None and plan.n_components <= FEW_COMPONENTS:
+        least = regional.least_bytes(blocks, n_t)  # at least MIN_BYTES
+        if forced:
             reserve = max(reserve, least)
         # the mean frame is chosen around the reserve: hold it back only when the
         # layer will fit in it even at its coarsest step
-        if reserve < regional.MIN_BYTES or reserve < least:
+        if reserve < least:
             return None, 0
         return blocks, reserve
 
