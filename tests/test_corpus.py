@@ -205,6 +205,26 @@ def test_a_run_of_at_most_one_component_keeps_regional_dynamics(tmp_path):
     assert results["layer"][1] < 0.5 * results["none"][1]
 
 
+def test_a_plan_is_refined_with_the_regional_layer_it_was_made_with(tmp_path):
+    """A 10x10x18x40 cut of HAPPYTEST at 220x: the survey planned one component with no
+    regional layer (the layer at its coarsest step left no room), and the refinement then
+    held a layer's reserve back anyway, leaving the factorization no bytes (a traceback:
+    ``math domain error``). The file is written, fits and decodes."""
+    import nibabel as nib
+
+    from nipype_icainr import compress, decompress
+
+    img = nib.load(_corpus_path("rapidtide__sub-HAPPYTEST.nii.gz"))
+    cut = np.asarray(img.dataobj)[27:37, 40:50, 20:38, :40]
+    path = tmp_path / "cut.nii.gz"
+    nib.Nifti1Image(cut, img.affine, img.header).to_filename(str(path))
+    res = compress(str(path), str(tmp_path / "cut.icainr"), ratio=220, device="cpu")
+    assert res["ratio"] >= 0.98 * 220
+    decompress(str(tmp_path / "cut.icainr"), str(tmp_path / "back.nii.gz"))
+    back = np.asarray(nib.load(str(tmp_path / "back.nii.gz")).dataobj)
+    assert back.shape == cut.shape and back.dtype == cut.dtype
+
+
 def test_an_out_of_reach_ratio_names_the_bound_the_encoder_keeps(tmp_path):
     """On a tiny run the encoder tries two masks; the error names the closer one's bound:
     a ratio 10 % above it is refused too, and 3 % below it is reached (the first mask's

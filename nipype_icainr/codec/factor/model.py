@@ -77,7 +77,14 @@ class FactorModel(SeriesModel):
             return self._mean_only(series)
         k_max = int(min(config["max_components"], n_t, n_vox))
         part = {"n_components": k_max, "patterns": "dct", "step": 1.0}
-        blocks, reserve = self._regional_plan(mask, n_t, budget, config, budget.plan)
+        if budget.plan is not None and (budget.plan.n_components > 0 or
+                                        budget.plan.regional is not None):
+            # refining a plan: the layer it was made with, not one planned afresh (a plan
+            # made without a layer, refined with a layer's reserve held back, could be left
+            # no bytes at all)
+            blocks, reserve = self._planned_layer(mask, budget.plan)
+        else:
+            blocks, reserve = self._regional_plan(mask, n_t, budget, config, budget.plan)
         cheapest_mean = min((o.bytes for o in budget.mean_options or []), default=0)
         # the bound names a file with no regional layer: the layer is optional, and its
         # header keys would otherwise make the bound depend on the ratio asked
@@ -136,6 +143,7 @@ class FactorModel(SeriesModel):
                                 available = budget.target_bytes - overhead - 16 - reserve
                     if plan.n_components == 0 and not budget.mean_options:
                         return self._mean_only(series, blocks, budget)
+                    plan.regional = None if blocks is None else (blocks.factors, reserve)
                     if budget.mean_options:  # the codec recodes its mean frame, then refines
                         return Coded({}, dict(part, n_components=plan.n_components,
                                               step=plan.step), plan=plan)
@@ -198,6 +206,14 @@ class FactorModel(SeriesModel):
         if reserve < least:
             return None, 0
         return blocks, reserve
+
+    @staticmethod
+    def _planned_layer(mask, plan):
+        """``(Blocks, bytes reserved)`` of the layer ``plan`` was made with, or ``(None, 0)``."""
+        if plan.regional is None:
+            return None, 0
+        factors, reserve = plan.regional
+        return regional.Blocks(mask, factors), reserve
 
     def _probe(self, part, blocks, payload=b"", step=1.234e+56):
         """A ``Coded`` the size of the file's parts (``step``: as many digits as any)."""

@@ -36,6 +36,9 @@ class Plan:
     error: float
     #: d log size / d log step there, from the surveyed sizes (``refine``'s first secant)
     slope: float = GENERIC_SLOPE
+    #: the regional layer the plan leaves room for: ``(block edges, bytes reserved)``, or
+    #: None (set by the model that made the plan; its refinement must reserve the same)
+    regional: object = None
 
 
 def code_at_step(series, maps, step, board, energy=None, dead_zone=None):
