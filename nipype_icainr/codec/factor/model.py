@@ -47,8 +47,10 @@ TAG = "FACT"
 
 #: at most this many components, the regional layer is given the room it needs
 #: (``FactorModel.fit``): measured on 10x10x18x40 crops of two real runs at 100x, one
-#: component and no layer gave FCA 0.62-0.93 against the best peer's 0.23-0.31
-FEW_COMPONENTS = 1
+#: component and no layer gave FCA 0.62-0.93 against the best peer's 0.23-0.31; on
+#: the HAPPYTEST crop, two components and no layer gave 0.55 (compact parcels), one
+#: with the layer 0.25 for 0.3 dB
+FEW_COMPONENTS = 2
 
 
 class FactorModel(SeriesModel):
@@ -132,8 +134,9 @@ class FactorModel(SeriesModel):
                         raise budget.out_of_reach("header", floor)
                     if plan.n_components <= FEW_COMPONENTS and blocks is None:
                         # one component makes every region-to-region correlation +-1,
-                        # none leaves them undefined: the regional layer (dynamics that
-                        # are smooth in space) is given the room it needs, if any is left
+                        # two put every region's series in one plane, none leaves them
+                        # undefined: the regional layer (dynamics that are smooth in
+                        # space) is given the room it needs, if any is left
                         layered, more = self._regional_plan(mask, n_t, budget, config, plan)
                         if layered is not None:
                             wider = len(budget.build(self._probe(part, layered)))
