@@ -126,9 +126,10 @@ def test_maps_moved_towards_neighbours_beat_plain_reconstruction(tmp_path):
     labels = compact_parcellation(inp.mask, inp.img.affine)
     original = region_signals(inp.img, mask_img, labels)
     results = {}
-    # both as configuration files, so that both headers record a custom configuration
-    for name, config in (("neighbours", {"base": "default"}),
-                         ("centre", {"base": "default", "map_reconstruction": "centre"})):
+    # both named custom, so that both headers record every key of the configuration
+    for name, config in (("neighbours", {"base": "default", "name": "custom"}),
+                         ("centre", {"base": "default", "name": "custom",
+                                     "map_reconstruction": "centre"})):
         out, back = tmp_path / f"{name}.icainr", tmp_path / f"{name}.nii.gz"
         compress(src, str(out), ratio=200, config=config, device="cpu")
         assert inp.raw_bytes / out.stat().st_size >= 0.98 * 200

@@ -132,6 +132,21 @@ def test_config_rejects_unknown_and_bad_values():
     assert validate_config({"model": "network"})["steps"] == 400
 
 
+def test_a_configuration_that_changes_nothing_is_its_preset():
+    """A configuration file of only ``base: default`` (or of the preset's own values) is
+    the preset: a file records its name alone, as for ``--preset default``, not every
+    key (about 100 bytes more: a different choice at a small run's 200x)."""
+    from nipype_icainr.codec.config import resolve_config, stored_config
+
+    default = load_preset("default")
+    assert resolve_config("default", {"base": "default"}) == default
+    same = resolve_config("glm", {"regional_share": default["regional_share"], "base": "default"})
+    assert stored_config(same) == {"name": "default"}
+    changed = resolve_config("default", {"regional_share": 0})
+    assert changed["name"] == "custom" and stored_config(changed)["regional_share"] == 0
+    assert resolve_config("default", {"base": "glm"}) == load_preset("glm")
+
+
 def test_voxel_table_adds_one_row_per_voxel_and_needs_indices():
     arch = dict(ARCH, voxel_table=1, n_voxels=30)
     net = ICAINRNet(arch, torch.randn(5, 37))

@@ -159,7 +159,8 @@ def resolve_config(preset="default", config=None):
     """A validated configuration from a preset name, a YAML path or a dict.
 
     A dict or file may name ``base: <preset>`` (default: ``preset``) and override
-    any key; a file without ``name`` is called ``custom``.
+    any key; a file without ``name`` is called ``custom``, unless it changes nothing
+    of its base (it is then that preset, and a file records only the preset's name).
     """
     if config is None:
         return load_preset(preset)
@@ -168,9 +169,12 @@ def resolve_config(preset="default", config=None):
         source = str(config)
         config = _read_config_file(config)
     user = dict(config)
-    base = _read_preset(str(user.pop("base", preset)))
-    user.setdefault("name", "custom")
-    return validate_config(merge(base, user), source=source)
+    base_name = str(user.pop("base", preset))
+    base = _read_preset(base_name)
+    resolved = validate_config(merge(base, dict({"name": "custom"}, **user)), source=source)
+    if "name" not in user and resolved == dict(load_preset(base_name), name="custom"):
+        return load_preset(base_name)
+    return resolved
 
 
 def load_config_file(path):
