@@ -204,7 +204,10 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
         if len(masks) == 1:
             return enc
         values = enc.reconstruction.values()
-        error = float(np.sum((values[mask] - run.array()[mask]) ** 2))
+        # a coding whose dynamics are flat (few components, no regional layer) loses to
+        # one that keeps them, whatever the error: the model's own rule, across masks
+        error = (model.flat_dynamics(enc.coded.part),
+                 float(np.sum((values[mask] - run.array()[mask]) ** 2)))
         if best is None or error < best[0]:
             best = (error, enc)
     if best is None:

@@ -174,6 +174,12 @@ class SeriesModel:
         """The section tags a file with this header ``part`` must have."""
         return tuple(self.sections)
 
+    def flat_dynamics(self, part):
+        """Whether a file with this header ``part`` keeps too little of the run's dynamics
+        for region-to-region correlations to mean anything (``encode`` then prefers
+        another coding of the run that keeps them, whatever its error)."""
+        return False
+
     def resolve_device(self, device):
         """The device this model fits on for a ``--device`` value (``cpu`` by default).
 

@@ -186,6 +186,10 @@ class FactorModel(SeriesModel):
             part.update(n_components=fit["n_components"], step=fit["step"])
         return self._coded(series, fit, {TAG: fit["payload"]}, part, fit["sse"])
 
+    def flat_dynamics(self, part):
+        # the case ``FEW_COMPONENTS`` gives the regional layer room for, without the layer
+        return part["n_components"] <= FEW_COMPONENTS and "regional_block" not in part
+
     def _regional_plan(self, mask, n_t, budget, config, plan=None):
         """``(Blocks, bytes reserved)`` for the regional layer, or ``(None, 0)``: none is
         coded for an error target, a zero share, blocks of about one voxel, or a
