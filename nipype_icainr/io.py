@@ -275,6 +275,48 @@ def load_bold(path):
     return img, data
 
 
+def load_bold_with_nan_voxels(path):
+    """``load_bold`` for a run whose voxels may be NaN at every time point.
+
+    SPM, and tools after it, write NaN outside the brain in float images. Those
+    voxels are set to 0 here and returned as a mask (None when there are none), for
+    the codec to restore; any other NaN or Inf value is refused as ``load_bold``
+    refuses it. Returns ``(img, data, nan_voxels)``.
+    """
+    img, shape = open_bold(path)
+    path = os.fspath(path)
+    from .codec.header import quiet_nibabel
+
+    with quiet_nibabel():
+        try:
+            data = np.asarray(img.dataobj, dtype=np.float64).reshape(shape)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise ICAINRError(path, f"cannot read the voxel data ({first_line(exc)})") from None
+    nan = np.isnan(data)
+    counts = nan.sum(axis=-1)
+    voxels = counts == data.shape[-1]
+    check_nan_voxels(path, int(np.count_nonzero(np.isinf(data))),
+                     int(np.count_nonzero((counts > 0) & ~voxels)))
+    del nan
+    if not voxels.any():
+        return img, data, None
+    data[voxels] = 0.0
+    return img, data, voxels
+
+
+def check_nan_voxels(path, n_inf, n_partial):
+    """Refuse Inf values, and NaN in a voxel that is not NaN at every time point (the
+    codec restores whole NaN voxels only)."""
+    if n_inf:
+        raise ICAINRError(path, f"contains {n_inf} Inf values; the codec needs finite data "
+                                "(or NaN in whole voxels)")
+    if n_partial:
+        raise ICAINRError(path, f"{n_partial} voxels are NaN at some time points only; the "
+                                "codec restores NaN only in voxels NaN at every time point")
+
+
 def open_bold(path, keep_file_open=False):
     """Open a 4D NIfTI and check its header, without reading the voxels.
 

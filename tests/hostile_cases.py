@@ -188,7 +188,8 @@ def preamble_cases(blob):
         body = bytearray(blob[:-4])
         struct.pack_into("<HH", body, 8, version, flags)
         return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
-    for version in (0, 1, 2, 3, 5, 65535):
+    # 7 and 8: a NaN section in a format 7 file, or a format 8 file without one
+    for version in (0, 1, 2, 3, 5, 7, 8, 65535):
         yield f"preamble:version{version}", with_preamble(version, 0)
     for flags in (1, 0x8000):
         yield f"preamble:flags{flags}", with_preamble(container.FORMAT_VERSION, flags)

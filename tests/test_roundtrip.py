@@ -209,3 +209,66 @@ def test_psnr_target_lands_just_above_the_target_on_a_real_run(tmp_path, target)
                           "func", "sub-02_task-oneback_run-1_bold.nii.gz")
     res = compress(sample, tmp_path / "p.icainr", psnr=target)
     assert target <= res["psnr"] <= target + 0.2, res["psnr"]
+
+
+def _sample_with_nan_background(tmp_path):
+    """The bundled real run as float32 with NaN in every voxel outside the brain, as SPM
+    writes a masked float image: ``(path, values)``."""
+    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "nipype_icainr", "data", "sample", "studyforrest-slab", "sub-02",
+                          "func", "sub-02_task-oneback_run-1_bold.nii.gz")
+    img = nib.load(sample)
+    values = np.asarray(img.dataobj, dtype=np.float32)
+    values[~compute_mask(values, img.affine)] = np.nan
+    path = tmp_path / "nan_bold.nii.gz"
+    out = nib.Nifti1Image(values, img.affine, img.header)
+    out.set_data_dtype(np.float32)
+    out.header.set_slope_inter(1.0, 0.0)
+    out.to_filename(str(path))
+    assert np.array_equal(np.asarray(nib.load(str(path)).dataobj), values, equal_nan=True)
+    return path, values
+
+
+@pytest.mark.parametrize("target", [{"ratio": 20}, {"lossless": True}, {"max_error": 2.0}])
+def test_voxels_nan_at_every_time_point_come_back_as_nan(tmp_path, target):
+    """Whole NaN voxels are written back as NaN, every other value finite: a format 8 file
+    with a NANS section; lossless is exact (NaN for NaN), the maximum error holds."""
+    from nipype_icainr.codec.container import NAN_FORMAT_VERSION
+
+    path, values = _sample_with_nan_background(tmp_path)
+    nan = np.isnan(values)
+    assert 0 < nan.sum() < nan.size
+    res = compress(str(path), str(tmp_path / "n.icainr"), **target)
+    described = info(str(tmp_path / "n.icainr"))
+    assert described["format_version"] == NAN_FORMAT_VERSION and "NANS" in described["sections"]
+    decompress(str(tmp_path / "n.icainr"), str(tmp_path / "back.nii.gz"))
+    back = np.asarray(nib.load(str(tmp_path / "back.nii.gz")).dataobj)
+    assert back.dtype == np.float32 and np.array_equal(np.isnan(back), nan)
+    assert np.isfinite(back[~nan]).all()
+    if "lossless" in target:
+        assert np.array_equal(back, values, equal_nan=True)
+    if "max_error" in target:
+        assert np.abs(back[~nan] - values[~nan]).max() <= 2.0
+    if "ratio" in target:
+        assert res["ratio"] >= 0.98 * 20 and res["psnr"] > 30
+
+
+def test_nan_files_without_nan_voxels_stay_format_7(tmp_path):
+    """A run with no NaN is written as format 7 (a decoder of format 7 reads it), and a
+    NaN at some time points only is still refused in one line."""
+    from nipype_icainr.codec.container import FORMAT_VERSION
+    from nipype_icainr.codec.errors import ICAINRError
+
+    path, values = _sample_with_nan_background(tmp_path)
+    finite = np.nan_to_num(values, nan=0.0)
+    plain = tmp_path / "plain.nii.gz"
+    nib.Nifti1Image(finite, nib.load(str(path)).affine).to_filename(str(plain))
+    compress(str(plain), str(tmp_path / "p.icainr"), ratio=20)
+    assert info(str(tmp_path / "p.icainr"))["format_version"] == FORMAT_VERSION
+    inside = np.argwhere(~np.isnan(values[..., 0]))[0]
+    values[tuple(inside) + (3,)] = np.nan
+    partial = tmp_path / "partial.nii.gz"
+    nib.Nifti1Image(values, nib.load(str(path)).affine).to_filename(str(partial))
+    with pytest.raises(ICAINRError, match="1 voxels are NaN at some time points only"):
+        compress(str(partial), str(tmp_path / "x.icainr"), ratio=20)
+    assert not (tmp_path / "x.icainr").exists()

@@ -89,7 +89,7 @@ def test_a_nan_in_a_streamed_run_is_refused_before_anything_is_written(tmp_path)
     src = tmp_path / "nan.nii.gz"
     nib.Nifti1Image(data, img.affine).to_filename(str(src))
     out = tmp_path / "x.icainr"
-    with pytest.raises(ICAINRError, match="2 NaN/Inf values"):
+    with pytest.raises(ICAINRError, match="1 Inf values"):
         compress(str(src), str(out), ratio=10)
     assert not out.exists()
 

@@ -93,14 +93,18 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2 ** 32:
         raise ICAINRError(None, f"--seed must be an integer in [0, 2**32), got {seed!r}")
 
+    # voxels NaN at every time point (as SPM writes outside the brain) are coded as 0 and
+    # written back as NaN; any other NaN or Inf is refused
     if lossless or max_error is not None:  # the whole-run model codes the whole array
-        img, data = io.load_bold(in_file)
+        img, data, nan_voxels = io.load_bold_with_nan_voxels(in_file)
         run = core.ArrayRun(data)
     else:  # read volume by volume: the run is never held whole in float64
         img, shape = io.open_bold_for_reading(in_file)
         check_memory(in_file, cfg)
-        run = core.VolumeRun(img, shape, os.fspath(in_file))
-    desc = io.describe_image(img, in_file)
+        run = core.VolumeRun(img, shape, os.fspath(in_file), allow_nan_voxels=True)
+        run.stats()  # the first pass over the file finds the NaN voxels
+        nan_voxels = run.nan_voxels
+    desc = dict(io.describe_image(img, in_file), nan_voxels=nan_voxels)
     n_raw = core.raw_bytes(run.shape, desc["dtype"])
     bound = None if max_error is None else physical_error(max_error, run, desc)
     target = core.Target(ratio=ratio, lossless=bool(lossless), max_error=bound,
@@ -198,7 +202,7 @@ def decompress(in_file, out_file, device="auto", force=False):
     rec, hdr = core.decode_parts(header, sections, block, os.fspath(in_file), device)
     # volume by volume: the decoded 4D array in float64 is never held
     if isinstance(rec, core.StoredReconstruction):  # the stored array itself, bit for bit
-        io.write_volumes(out, lambda t: rec.stored[..., t], hdr.image, in_file, stored=True)
+        io.write_volumes(out, rec.stored_volume, hdr.image, in_file, stored=True)
     else:
         io.write_volumes(out, rec.volume, hdr.image, in_file)
     return {"seconds": time.perf_counter() - t0, "shape": list(hdr.image["shape"]),

@@ -40,8 +40,14 @@ MAGIC = b"\x89ICAINR\n"
 #: 6: maps moved towards their neighbours (a weight byte per component in FACT);
 #: 7: the factor model's regional layer (a REGN section)
 FORMAT_VERSION = 7
+#: format 7 plus a NAN_SECTION: written only for a run with NaN voxels, so that a decoder
+#: of format 7, which would not know the section, refuses the file instead of writing
+#: those voxels as numbers
+NAN_FORMAT_VERSION = 8
+#: the packed mask of the voxels the decoder writes as NaN
+NAN_SECTION = "NANS"
 #: versions this decoder reads
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 MAX_HEADER_BYTES = 1 << 20  # the inflated header
 MAX_PACKED_HEADER = 1 << 20
 MAX_SECTIONS = 64
@@ -178,11 +184,12 @@ def unframe(blob, pos, source, end=None):
 
 
 def pack(header, sections, nifti_block=b""):
-    """Serialise a format 7 file: ``header`` (JSON-able dict), the NIfTI header block,
-    and ``sections`` ({tag: bytes})."""
+    """Serialise a format 7 file (8 with a ``NAN_SECTION``): ``header`` (JSON-able dict),
+    the NIfTI header block, and ``sections`` ({tag: bytes})."""
     text = json.dumps(header, sort_keys=True, separators=(",", ":"), allow_nan=False)
     head = deflate(text.encode("utf-8") + b"\n" + bytes(nifti_block))
-    body = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0) + frame(head, sections)
+    version = NAN_FORMAT_VERSION if NAN_SECTION in sections else FORMAT_VERSION
+    body = _PREAMBLE.pack(MAGIC, version, 0) + frame(head, sections)
     return body + _U32.pack(zlib.crc32(body))
 
 
@@ -215,6 +222,10 @@ def unpack(blob, source):
     if zlib.crc32(memoryview(blob)[:len(blob) - _U32.size]) != crc:
         raise ICAINRError(source, "checksum mismatch (the file is corrupted or truncated)")
     head, sections = unframe(blob, _PREAMBLE.size, source, len(blob) - _U32.size)
+    if (version == NAN_FORMAT_VERSION) != (NAN_SECTION in sections):
+        raise ICAINRError(source, f"a format {version} file "
+                                  f"{'without' if version == NAN_FORMAT_VERSION else 'with'} "
+                                  f"a {NAN_SECTION} section")
     text, _, nifti_block = inflate(head, MAX_HEADER_BYTES, source).partition(b"\n")
     header = parse_json(text, source)
     return _current_terms(header, version, source), sections, nifti_block, version
@@ -222,7 +233,7 @@ def unpack(blob, source):
 
 def _current_terms(header, version, source):
     """An older file's header in the current format's terms (``legacy.from_format``)."""
-    if version == FORMAT_VERSION:
+    if version in (FORMAT_VERSION, NAN_FORMAT_VERSION):
         return header
     from .legacy import from_format
 

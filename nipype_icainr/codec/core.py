@@ -29,7 +29,7 @@ from ..masking import compute_mask
 from ..provenance import software_versions
 from . import limits, models
 from .config import stored_config
-from .container import pack, unpack
+from .container import NAN_SECTION, pack, unpack
 from .errors import ICAINRError, OutOfReach
 from .frame import (background_multiple, decode_mean_frame, encode_mean_frame,
                     mean_frame_step, mean_options)
@@ -38,6 +38,7 @@ from .reconstruction import Reconstruction, StoredReconstruction  # noqa: F401 (
 from .runs import ArrayRun, VolumeRun
 
 MASK_TAG, MEAN_TAG = "MASK", "MEAN"
+NAN_TAG = NAN_SECTION
 
 
 @dataclass
@@ -232,6 +233,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
     head = {"software": software_versions(extra=model.packages), "seed": seed, "device": dev,
             "config": stored_config(config), "image": image_record(image)}
     block = header_block(image)
+    extra = nan_sections(image)
     env = models.FitEnvironment(seed=seed, device=dev, progress=progress, measure=measure,
                                 source=source)
     step = mean_frame_step(mean, image["dtype"], slope, config["mean_step"])
@@ -253,7 +255,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
             exact -= mean[mask][:, None]
             planned = _fit_with_mean(run, mean, mask, None, None, value_range, head, block,
                                      model, target_bytes, n_raw, target, config, env, source,
-                                     options=options, series=exact, sse_cap=sse_cap)
+                                     options=options, series=exact, sse_cap=sse_cap, extra=extra)
             del exact
             plan = planned.plan
             step = options[plan.option].step
@@ -263,7 +265,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
                 coded, build, mean_decoded = _fit_with_mean(
                     run, mean, mask, step, background, value_range, head, block, model,
                     target_bytes, n_raw, target, config, env, source, plan=plan,
-                    sse_cap=sse_cap)
+                    sse_cap=sse_cap, extra=extra)
                 break
             except OutOfReach:
                 # the survey's estimate was a little short: plan again with coarser means
@@ -275,7 +277,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
                 return _fit_with_mean(
                     run, mean, mask, finer, background_multiple(finer, rms, noise, config),
                     value_range, head, block, model, target_bytes, n_raw, target, config,
-                    env, source, plan=plan, sse_cap=sse_cap)
+                    env, source, plan=plan, sse_cap=sse_cap, extra=extra)
 
             finer = _finer_mean_frame(at_step, step, coded, len(build(coded)), target_bytes)
             if finer is not None:
@@ -284,7 +286,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
         background = 4.0 if config["background_step"] == "auto" else config["background_step"]
         coded, build, mean_decoded = _fit_with_mean(
             run, mean, mask, step, background, value_range, head, block, model, target_bytes,
-            n_raw, target, config, env, source, plan=plan, sse_cap=sse_cap)
+            n_raw, target, config, env, source, plan=plan, sse_cap=sse_cap, extra=extra)
     fit_seconds = time.perf_counter() - t_fit
     return Encoded(padded(build(coded), run.shape), coded, model,
                    Reconstruction(mask, mean_decoded, coded.approx, n_t, value_range),
@@ -341,9 +343,11 @@ def _finer_mean_frame(at_step, step, coded, size, target_bytes):
 
 def _fit_with_mean(run, mean, mask, step, background, value_range, head, block, model,
                    target_bytes, n_raw, target, config, env, source, options=None,
-                   series=None, plan=None, sse_cap=None):
+                   series=None, plan=None, sse_cap=None, extra=None):
     """Code the mean frame at ``step`` (``background`` times coarser outside the mask) and
     fit the model to the series around it: ``(coded, build, decoded mean)``.
+
+    ``extra``: sections every file of the run holds (``nan_sections``).
 
     With ``options`` (and the ``series`` around the exact mean), the model only
     plans: the frame it is measured with has an empty MEAN section, whose bytes
@@ -352,7 +356,7 @@ def _fit_with_mean(run, mean, mask, step, background, value_range, head, block, 
     if options is not None:
         frame_info = {"n_voxels": int(mask.sum()), "mean_lo": 0.0, "mean_step": 1.0,
                       "value_range": value_range}
-        frame = {MASK_TAG: io.pack_mask(mask), MEAN_TAG: b""}
+        frame = {MASK_TAG: io.pack_mask(mask), MEAN_TAG: b"", **(extra or {})}
     else:
         step = round_sig(step, 1)
         mean_payload, mean_lo, mean_decoded = encode_mean_frame(
@@ -361,7 +365,7 @@ def _fit_with_mean(run, mean, mask, step, background, value_range, head, block, 
         series -= mean_decoded[mask][:, None]
         frame_info = {"n_voxels": int(series.shape[0]), "mean_lo": mean_lo, "mean_step": step,
                       "value_range": value_range}
-        frame = {MASK_TAG: io.pack_mask(mask), MEAN_TAG: mean_payload}
+        frame = {MASK_TAG: io.pack_mask(mask), MEAN_TAG: mean_payload, **(extra or {})}
 
     def build(coded):
         header = dict(head, frame=frame_info, model=dict(coded.part, name=model.name))
@@ -411,11 +415,21 @@ def encode_run(model, stored, image, config, target, seed=0, source=None):
     t_fit = time.perf_counter()
     coded = model.fit_run(stored, image, target, config, None)
     fit_seconds = time.perf_counter() - t_fit
-    blob = pack(dict(head, model=dict(coded.part, name=model.name)), coded.sections,
-                header_block(image))
+    blob = pack(dict(head, model=dict(coded.part, name=model.name)),
+                dict(coded.sections, **nan_sections(image)), header_block(image))
     rec = StoredReconstruction(model.decode_run(coded.sections, coded.part, image, source),
                                image)
     return Encoded(padded(blob, image["shape"]), coded, model, rec, fit_seconds, "cpu")
+
+
+def nan_sections(image):
+    """``{NAN_TAG: packed mask}`` of the voxels the decoder writes as NaN
+    (``image["nan_voxels"]``, from ``io.load_bold_with_nan_voxels`` or a
+    ``VolumeRun``'s ``stats``), or ``{}``. A file holding it is format 8."""
+    voxels = image.get("nan_voxels")
+    if voxels is None or not np.any(voxels):
+        return {}
+    return {NAN_TAG: io.pack_mask(voxels)}
 
 
 def padded(blob, shape):
@@ -441,13 +455,19 @@ def decode_parts(header, sections, block, source, device="auto"):
     """``decode`` of an already unpacked container."""
     hdr = validate_header(header, sections, block, source)
     shape = hdr.image["shape"]
+    nan = None
+    if NAN_TAG in sections:
+        if np.dtype(hdr.image["dtype"]).kind != "f":
+            raise ICAINRError(source, "the file has NaN voxels but an integer stored dtype")
+        nan = io.unpack_mask(sections[NAN_TAG], shape[:3], source)
     if hdr.model.whole_run:
         return StoredReconstruction(hdr.model.decode_run(sections, hdr.part, hdr.image, source),
-                                    hdr.image), hdr
+                                    hdr.image, nan), hdr
     mask = io.unpack_mask(sections[MASK_TAG], shape[:3], source)
     if int(mask.sum()) != hdr.frame["n_voxels"]:
         raise ICAINRError(source, "the mask does not match the header's voxel count")
     mean = decode_mean_frame(sections[MEAN_TAG], shape[:3], hdr.frame["mean_lo"],
                              hdr.frame["mean_step"], source)
     approx = hdr.model.decode(sections, hdr.part, mask, device, source)
-    return Reconstruction(mask, mean, approx, shape[3], hdr.frame.get("value_range")), hdr
+    return Reconstruction(mask, mean, approx, shape[3], hdr.frame.get("value_range"),
+                          nan), hdr

@@ -21,6 +21,8 @@ class Reconstruction:
     approx: np.ndarray
     n_timepoints: int
     value_range: list = None
+    #: voxels written as NaN (the input's whole NaN voxels), or None
+    nan_voxels: np.ndarray = None
 
     def volume(self, t):
         """Volume ``t`` alone, (X, Y, Z) float64 in Fortran order (NIfTI's, so that
@@ -30,6 +32,8 @@ class Reconstruction:
             out[self.mask] += self.approx[:, t]
         if self.value_range is not None:
             np.clip(out, self.value_range[0], self.value_range[1], out=out)
+        if self.nan_voxels is not None:
+            out[self.nan_voxels] = np.nan
         return out
 
     def values(self):
@@ -39,6 +43,8 @@ class Reconstruction:
             out[self.mask] += self.approx
         if self.value_range is not None:
             np.clip(out, self.value_range[0], self.value_range[1], out=out)
+        if self.nan_voxels is not None:
+            out[self.nan_voxels] = np.nan
         return out
 
 
@@ -48,15 +54,29 @@ class StoredReconstruction:
 
     stored: np.ndarray
     image: dict
+    #: voxels written as NaN (the input's whole NaN voxels), or None
+    nan_voxels: np.ndarray = None
 
     @property
     def mask(self):
         return np.ones(self.stored.shape[:3], dtype=bool)
 
+    def stored_volume(self, t):
+        """Volume ``t`` of the stored array (float stored dtypes get their NaN voxels)."""
+        vol = self.stored[..., t]
+        if self.nan_voxels is not None:
+            vol = np.array(vol)
+            vol[self.nan_voxels] = np.nan
+        return vol
+
     def volume(self, t):
-        return io.from_stored_values(self.stored[..., t], self.image["scl_slope"],
+        return io.from_stored_values(self.stored_volume(t), self.image["scl_slope"],
                                      self.image["scl_inter"])
 
     def values(self):
-        return io.from_stored_values(self.stored, self.image["scl_slope"],
-                                     self.image["scl_inter"])
+        out = io.from_stored_values(self.stored, self.image["scl_slope"],
+                                    self.image["scl_inter"])
+        if self.nan_voxels is not None:
+            out = np.array(out, dtype=np.float64)
+            out[self.nan_voxels] = np.nan
+        return out

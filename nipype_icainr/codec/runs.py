@@ -77,10 +77,13 @@ class VolumeRun:
     ``series`` then hands out; ``array`` and ``volume`` read again.
     """
 
-    def __init__(self, img, shape, source):
+    def __init__(self, img, shape, source, allow_nan_voxels=False):
         self.img = img
         self.shape = tuple(int(s) for s in shape)
         self.source = source
+        self.allow_nan_voxels = allow_nan_voxels
+        #: voxels NaN at every time point (``allow_nan_voxels``), read as 0; set by ``stats``
+        self.nan_voxels = None
         self._stats = None
         self._series = None  # (mask, values) kept by background_noise
 
@@ -97,7 +100,10 @@ class VolumeRun:
         except Exception as exc:  # a truncated or corrupt stream
             raise ICAINRError(self.source, f"cannot read volume {t} "
                                            f"({io.first_line(exc)})") from None
-        return vol.reshape(self.shape[:3])
+        vol = vol.reshape(self.shape[:3])
+        if self.nan_voxels is not None:
+            vol[self.nan_voxels] = 0.0
+        return vol
 
     def volumes(self):
         for t in range(self.shape[3]):
@@ -112,20 +118,34 @@ class VolumeRun:
 
     def stats(self):
         """``(mean, minimum, maximum)`` over time, each (X, Y, Z) float64: one pass,
-        which also refuses NaN/Inf values."""
+        which also refuses NaN/Inf values (with ``allow_nan_voxels``, NaN in voxels
+        NaN at every time point is kept apart as ``nan_voxels`` and read as 0)."""
+        from .. import io
         from ..codec.errors import ICAINRError
 
         if self._stats is None:
             total = np.zeros(self.shape[:3])
             low = np.full(self.shape[:3], np.inf)
             high = np.full(self.shape[:3], -np.inf)
-            n_bad = 0
+            n_bad = n_inf = 0
+            nan_counts = np.zeros(self.shape[:3], dtype=np.int64)
             for _, vol in self.volumes():
                 n_bad += int(vol.size - np.count_nonzero(np.isfinite(vol)))
+                if n_bad and self.allow_nan_voxels:
+                    nan = np.isnan(vol)
+                    nan_counts += nan
+                    n_inf += int(np.count_nonzero(np.isinf(vol)))
+                    vol[nan] = 0.0
                 total += vol
                 np.minimum(low, vol, out=low)
                 np.maximum(high, vol, out=high)
-            if n_bad:  # the message of io.check_finite, counted over the whole run
+            if n_bad and self.allow_nan_voxels:
+                whole = nan_counts == self.shape[3]
+                io.check_nan_voxels(self.source, n_inf,
+                                    int(np.count_nonzero((nan_counts > 0) & ~whole)))
+                self.nan_voxels = whole
+                self._series = None
+            elif n_bad:  # the message of io.check_finite, counted over the whole run
                 raise ICAINRError(self.source, f"contains {n_bad} NaN/Inf values; the codec "
                                                "needs finite data")
             self._stats = (total / self.shape[3], low, high)
