@@ -1,5 +1,5 @@
-"""DecodingQC on the real Haxby slice, ResampleToGrid on an MNI-space run, and a crashed
-node's message in the BIDS App."""
+"""DecodingQC on the real Haxby slice, ResampleToGrid on an MNI-space run, a crashed
+node's message in the BIDS App, and QC of a run with NaN voxels."""
 
 import json
 import os
@@ -94,3 +94,27 @@ def _linear(tmp_path):
     path = tmp_path / "linear.yml"
     path.write_text("plugin: Linear\nplugin_args: {}\n")
     return path
+
+
+def test_qc_of_a_run_with_nan_voxels_reads_them_as_zero(tmp_path):
+    """A float run with NaN outside the brain (the bundled real run, as SPM would write
+    it), compressed and decompressed: the QC interfaces give finite figures (full-volume
+    PSNR, connectivity), and a decoded run whose NaN are elsewhere is refused in one line."""
+    from nipype_icainr import compress, decompress
+    from nipype_icainr.codec.errors import ICAINRError
+    from nipype_icainr.interfaces.qc import run_metric
+
+    from .test_roundtrip import _sample_with_nan_background
+
+    path, values = _sample_with_nan_background(tmp_path)
+    compress(str(path), str(tmp_path / "n.icainr"), ratio=50)
+    decompress(str(tmp_path / "n.icainr"), str(tmp_path / "back.nii.gz"))
+    psnr = run_metric("psnr", str(path), str(tmp_path / "back.nii.gz"), str(tmp_path))
+    assert np.isfinite(psnr["values"]["psnr_full_db"]) and psnr["values"]["psnr_db"] > 30
+    fca = run_metric("fca", str(path), str(tmp_path / "back.nii.gz"), str(tmp_path))
+    assert 0 <= fca["values"]["fca_mean_abs_dr"] < 0.2
+    shifted = np.roll(np.asarray(nib.load(str(tmp_path / "back.nii.gz")).dataobj), 1, axis=0)
+    img = nib.load(str(path))
+    nib.Nifti1Image(shifted, img.affine, img.header).to_filename(str(tmp_path / "bad.nii.gz"))
+    with pytest.raises(ICAINRError, match="NaN values are not where"):
+        run_metric("psnr", str(path), str(tmp_path / "bad.nii.gz"), str(tmp_path))

@@ -34,8 +34,9 @@ def check_pair(original, decoded):
     return o, d
 
 
-def load_mask(original_img, mask_file=None):
-    """The QC mask: ``mask_file`` (> 0) or the codec's own mask of the original."""
+def load_mask(original_img, mask_file=None, data=None):
+    """The QC mask: ``mask_file`` (> 0) or the codec's own mask of the original
+    (``data``: its values, when already read)."""
     import nibabel as nib
 
     from ..masking import compute_mask
@@ -45,8 +46,38 @@ def load_mask(original_img, mask_file=None):
         if mask.shape[:3] != original_img.shape[:3]:
             raise ICAINRError(mask_file, f"mask shape {mask.shape} does not match the run's grid")
         return (np.asarray(mask.dataobj) > 0).reshape(original_img.shape[:3])
-    data = np.asarray(original_img.dataobj, dtype=np.float32)
+    if data is None:
+        data = np.asarray(original_img.dataobj, dtype=np.float32)
     return compute_mask(data, original_img.affine)
+
+
+def nan_free_pair(original, orig_img, decoded, dec_img):
+    """``(original values, decoded values)``, float64, when the original has NaN voxels:
+    voxels NaN at every time point (the codec restores them) must be NaN in the decoded
+    run too, and both are read as 0 there, outside any brain mask; ``(None, None)`` for
+    a run without NaN (the metrics then read the images themselves)."""
+    data = np.asarray(orig_img.dataobj, dtype=np.float64)
+    nan = np.isnan(data)
+    if not nan.any():
+        return None, None
+    values = np.asarray(dec_img.dataobj, dtype=np.float64)
+    if not np.array_equal(nan, np.isnan(values)):
+        raise ICAINRError(decoded, f"its NaN values are not where {os.path.basename(original)}"
+                                   " has them")
+    data[nan] = 0.0
+    values[nan] = 0.0
+    return data, values
+
+
+def qc_runs(original, orig_img, decompressed, dec_img, mask_file=None):
+    """``(original Run, decoded image, mask)`` for the metrics: the images themselves, or
+    for a run with NaN voxels images of their NaN-free values (``nan_free_pair``;
+    nilearn's maskers read the images too)."""
+    orig_data, dec_data = nan_free_pair(original, orig_img, decompressed, dec_img)
+    if orig_data is None:
+        return qc.Run(img=orig_img), dec_img, load_mask(orig_img, mask_file)
+    return (qc.Run(data=orig_data, like=orig_img), qc.Run(data=dec_data, like=orig_img).img,
+            load_mask(orig_img, mask_file, orig_data))
 
 
 def read_events(path):
@@ -78,7 +109,9 @@ def run_metric(name, original, decompressed, cwd, mask_file=None, events_file=No
     tr_header = float(orig_img.header.get_zooms()[3])
     if tr is not None and abs(tr - tr_header) > 1e-3:
         raise ICAINRError(original, f"TR {tr} given does not match the header's {tr_header}")
-    ctx = qc.QCContext(original=qc.Run(img=orig_img), mask=load_mask(orig_img, mask_file),
+    original_run, decoded_img, mask = qc_runs(original, orig_img, decompressed, dec_img,
+                                              mask_file)
+    ctx = qc.QCContext(original=original_run, mask=mask,
                        tr=tr_header if tr is None else tr, options=dict(options or {}))
     if events_file:
         ctx.events = read_events(events_file)
@@ -89,7 +122,7 @@ def run_metric(name, original, decompressed, cwd, mask_file=None, events_file=No
     why = metric.missing(ctx)
     if why:
         raise ICAINRError(original, f"{metric.title} cannot run: {why}")
-    result = metric.evaluate(ctx.decoded(img=dec_img), ctx)
+    result = metric.evaluate(ctx.decoded(img=decoded_img), ctx)
     figure = os.path.join(cwd, f"{name}.png")
     drawn = metric.figure(result, ctx, figure)
     record = {"metric": name, "title": metric.title, "definition": metric.definition,

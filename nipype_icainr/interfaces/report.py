@@ -49,17 +49,19 @@ class QCReport(SimpleInterface):
         from ..codec.api import info
         from ..provenance import analysis_versions
         from ..qc.figures import plot_slices, plot_timeseries
-        from .qc import check_pair, load_mask
+        from .qc import check_pair, qc_runs
 
         def opt(name):
             value = getattr(self.inputs, name)
             return value if isdefined(value) else None
 
         orig_img, dec_img = check_pair(self.inputs.original, self.inputs.decompressed)
-        ctx = qc.QCContext(original=qc.Run(img=orig_img),
-                           mask=load_mask(orig_img, opt("mask_file")),
+        original_run, decoded_img, mask = qc_runs(self.inputs.original, orig_img,
+                                                  self.inputs.decompressed, dec_img,
+                                                  opt("mask_file"))
+        ctx = qc.QCContext(original=original_run, mask=mask,
                            tr=float(orig_img.header.get_zooms()[3]))
-        decoded = ctx.decoded(img=dec_img)
+        decoded = ctx.decoded(img=decoded_img)
         meta = info(self.inputs.compressed)
         records = {}
         for metric in qc.METRICS.values():
