@@ -211,6 +211,22 @@ def test_psnr_target_lands_just_above_the_target_on_a_real_run(tmp_path, target)
     assert target <= res["psnr"] <= target + 0.2, res["psnr"]
 
 
+def test_a_psnr_target_is_no_larger_than_the_ratio_search_at_that_psnr(tmp_path):
+    """The bundled real run: the file for ``psnr=P``, P just under what the 100x file
+    reaches, is at least as small as that 100x file (fitting to the error alone had
+    coded the mean frame at its finest step: 1.3 to 5x larger files on small runs)."""
+    from nipype_icainr.codec.api import compress
+
+    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "nipype_icainr", "data", "sample", "studyforrest-slab", "sub-02",
+                          "func", "sub-02_task-oneback_run-1_bold.nii.gz")
+    at_ratio = compress(sample, tmp_path / "r.icainr", ratio=100)
+    target = at_ratio["psnr"] - 0.05
+    res = compress(sample, tmp_path / "p.icainr", psnr=target)
+    assert res["psnr"] >= target
+    assert res["file_bytes"] <= 1.02 * at_ratio["file_bytes"], (res["ratio"], at_ratio["ratio"])
+
+
 def _sample_with_nan_background(tmp_path):
     """The bundled real run as float32 with NaN in every voxel outside the brain, as SPM
     writes a masked float image: ``(path, values)``."""

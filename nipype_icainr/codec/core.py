@@ -204,13 +204,16 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
             continue
         if len(masks) == 1:
             return enc
-        values = enc.reconstruction.values()
-        # a coding whose dynamics are flat (few components, no regional layer) loses to
-        # one that keeps them, whatever the error: the model's own rule, across masks
-        error = (model.flat_dynamics(enc.coded.part),
-                 float(np.sum((values[mask] - run.array()[mask]) ** 2)))
-        if best is None or error < best[0]:
-            best = (error, enc)
+        if target.ratio is None:  # both meet the error target: the smaller file
+            key = len(enc.blob)
+        else:
+            values = enc.reconstruction.values()
+            # a coding whose dynamics are flat (few components, no regional layer) loses
+            # to one that keeps them, whatever the error: the model's own rule, across masks
+            key = (model.flat_dynamics(enc.coded.part),
+                   float(np.sum((values[mask] - run.array()[mask]) ** 2)))
+        if best is None or key < best[0]:
+            best = (key, enc)
     if best is None:
         raise failure
     return best[1]
