@@ -252,6 +252,7 @@ def smallest_at_psnr(run, desc, cfg, psnr, first, seed, device, source, n_raw):
         return first
     if len(enc.blob) < len(best.blob):
         best = enc
+    del enc
     hi = q_hi = None
     for _ in range(PSNR_SEARCH_EVALS - 1):
         if hi is None:
@@ -269,6 +270,7 @@ def smallest_at_psnr(run, desc, cfg, psnr, first, seed, device, source, n_raw):
                 best = enc
         else:
             hi, q_hi = ratio, q
+        del enc  # a large run's decoded series: at most the first and the best are held
     return best
 
 
