@@ -15,8 +15,6 @@ reach). The runs: the corpus's tiny runs (nipy, pymvpa), the first 2, 3 and 7 vo
 of an MNI run, the run itself, and the three cuts of ``small_cuts.py``.
 """
 
-import argparse
-import datetime
 import os
 import re
 import sys
@@ -26,7 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from small_cuts import CUTS  # noqa: E402
-from user_variants import check  # noqa: E402
+from user_variants import arguments, check, finish, preamble  # noqa: E402
 
 RATIOS = (8, 11.3, 16, 22.6, 32, 45.3, 64, 90.5, 128, 150, 175, 181, 220, 256, 300, 362)
 
@@ -54,22 +52,10 @@ def runs(corpus, work):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("corpus")
-    p.add_argument("--work", default="/tmp/icainr_sweep")
-    p.add_argument("--out", default=None)
-    args = p.parse_args(argv)
-    os.makedirs(args.work, exist_ok=True)
-    tool = os.path.join(os.path.dirname(sys.executable), "icainr")
-    from nipype_icainr.bench.runner import environment
-
-    env = environment()
-    lines = ["# Small real runs at many ratios", "",
-             f"- command: `python benchmarks/ratio_sweep.py {args.corpus}`",
-             f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
-             f"- machine: {env['platform']}, {env['cpu_count']} CPUs",
-             "- packages: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
-             "Each cell: the ratio reached and the masked PSNR the tool printed, or `out` (a "
+    args, tool = arguments(argv, __doc__, "/tmp/icainr_sweep")
+    lines = preamble("Small real runs at many ratios",
+                     f"python benchmarks/ratio_sweep.py {args.corpus}")
+    lines += ["Each cell: the ratio reached and the masked PSNR the tool printed, or `out` (a "
              "one-line refusal, exit 2: the ratio is out of reach).", "",
              "| run | " + " | ".join(f"{r:g}x" for r in RATIOS) + " | broken |",
              "|---" * (len(RATIOS) + 2) + "|"]
@@ -89,15 +75,8 @@ def main(argv=None):
         n_broken += len(broken)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {'; '.join(broken) or 'none'} |")
         print(lines[-1], flush=True)
-    lines.append("")
-    lines.append(f"{n_broken} call(s) broke a rule.")
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        from nipype_icainr.io import write_atomic
-
-        write_atomic(args.out, text.encode())
-    print(f"{n_broken} call(s) broke a rule")
-    return 1 if n_broken else 0
+    lines += ["", f"{n_broken} call(s) broke a rule."]
+    return finish(lines, args.out, n_broken, "call(s)")
 
 
 if __name__ == "__main__":

@@ -109,25 +109,48 @@ def check(tool, name, path, flag, work):
     return rc, cell, ", ".join(broken)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def preamble(title, command):
+    """A results file's first lines: title, command, date, machine and package versions
+    (those ``icainr bench`` records)."""
+    from nipype_icainr.bench.runner import environment
+
+    env = environment()
+    return [f"# {title}", "", f"- command: `{command}`",
+            f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+            f"- machine: {env['platform']}, {env['cpu_count']} CPUs",
+            "- packages: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), ""]
+
+
+def finish(lines, out, n_broken, what):
+    """Write ``lines`` to ``out`` (atomically, if given), print the count of ``what``
+    that broke a rule; the exit status (1 if any did)."""
+    if out:
+        from nipype_icainr.io import write_atomic
+
+        write_atomic(out, ("\n".join(lines) + "\n").encode())
+    print(f"{n_broken} {what} broke a rule")
+    return 1 if n_broken else 0
+
+
+def arguments(argv, doc, work):
+    """``(args, tool)``: CORPUS_DIR, ``--work`` (default ``work``, made) and ``--out``;
+    the ``icainr`` command beside this interpreter."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("corpus")
-    p.add_argument("--work", default="/tmp/icainr_variants")
+    p.add_argument("--work", default=work)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     os.makedirs(args.work, exist_ok=True)
-    tool = os.path.join(os.path.dirname(sys.executable), "icainr")
-    flags = [["--ratio", "25"], ["--ratio", "100"], ["--ratio", "200"], ["--lossless"]]
-    from nipype_icainr.bench.runner import environment
+    return args, os.path.join(os.path.dirname(sys.executable), "icainr")
 
-    env = environment()  # the same machine and package lines as ``icainr bench``
-    lines = ["# Real runs as users bring them", "",
-             f"- command: `python benchmarks/user_variants.py {args.corpus}`",
-             f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
-             f"- machine: {env['platform']}, {env['cpu_count']} CPUs",
-             "- packages: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
-             "| variant | what | " + " | ".join(" ".join(f) for f in flags) + " | broken |",
-             "|---" * (len(flags) + 3) + "|"]
+
+def main(argv=None):
+    args, tool = arguments(argv, __doc__, "/tmp/icainr_variants")
+    flags = [["--ratio", "25"], ["--ratio", "100"], ["--ratio", "200"], ["--lossless"]]
+    lines = preamble("Real runs as users bring them",
+                     f"python benchmarks/user_variants.py {args.corpus}")
+    lines += ["| variant | what | " + " | ".join(" ".join(f) for f in flags) + " | broken |",
+              "|---" * (len(flags) + 3) + "|"]
     n_broken = 0
     for name, (path, what) in variants(args.corpus, args.work).items():
         cells, broken = [], []
@@ -140,13 +163,7 @@ def main(argv=None):
         lines.append(f"| {name} | {what} | " + " | ".join(c.replace("|", "/") for c in cells)
                      + f" | {'; '.join(broken) or 'none'} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        from nipype_icainr.io import write_atomic
-
-        write_atomic(args.out, text.encode())
-    print(f"{n_broken} variant(s) broke a rule")
-    return 1 if n_broken else 0
+    return finish(lines, args.out, n_broken, "variant(s)")
 
 
 if __name__ == "__main__":

@@ -260,19 +260,24 @@ def load_bold(path):
     ICAINRError
         Not a file, not NIfTI, not 4D, too few volumes, or NaN/Inf values.
     """
+    img, data = _read_bold(path)
+    check_finite(os.fspath(path), data)
+    return img, data
+
+
+def _read_bold(path):
+    """``(img, data)`` of ``open_bold``'s image, every value as read (float64)."""
     img, shape = open_bold(path)
-    path = os.fspath(path)
     from .codec.header import quiet_nibabel
 
     with quiet_nibabel():
         try:
-            data = np.asarray(img.dataobj, dtype=np.float64).reshape(shape)
+            return img, np.asarray(img.dataobj, dtype=np.float64).reshape(shape)
         except MemoryError:
             raise
         except Exception as exc:
-            raise ICAINRError(path, f"cannot read the voxel data ({first_line(exc)})") from None
-    check_finite(path, data)
-    return img, data
+            raise ICAINRError(os.fspath(path), f"cannot read the voxel data "
+                                               f"({first_line(exc)})") from None
 
 
 def load_bold_with_nan_voxels(path):
@@ -283,17 +288,8 @@ def load_bold_with_nan_voxels(path):
     the codec to restore; any other NaN or Inf value is refused as ``load_bold``
     refuses it. Returns ``(img, data, nan_voxels)``.
     """
-    img, shape = open_bold(path)
+    img, data = _read_bold(path)
     path = os.fspath(path)
-    from .codec.header import quiet_nibabel
-
-    with quiet_nibabel():
-        try:
-            data = np.asarray(img.dataobj, dtype=np.float64).reshape(shape)
-        except MemoryError:
-            raise
-        except Exception as exc:
-            raise ICAINRError(path, f"cannot read the voxel data ({first_line(exc)})") from None
     nan = np.isnan(data)
     counts = nan.sum(axis=-1)
     voxels = counts == data.shape[-1]
