@@ -130,9 +130,10 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     if ratio is None or mode == "lossless":
         pass  # a lossless file that beats the ratio is the point of the lossless floor
     elif achieved > 1.1 * ratio:
-        notes.append(f"achieved ratio {achieved:.1f} is above the target {ratio:g}: the finest "
-                     "model the configuration allows needs fewer bytes than the budget "
-                     "(raise max_components, or mlp_width_max for the network)")
+        notes.append(f"achieved ratio {achieved:.1f} is above the target {ratio:g}: the search "
+                     "found no finer coding that fits the budget (on a large enough run, the "
+                     "finest the configuration allows: raise max_components, or "
+                     "mlp_width_max for the network)")
     elif achieved < 0.9 * ratio:
         notes.append(f"achieved ratio {achieved:.1f} is below the target {ratio:g}")
     return {"ratio": achieved, "warnings": notes, "ratio_disk": desc["source_bytes"] / len(blob),
