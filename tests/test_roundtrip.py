@@ -269,6 +269,25 @@ def test_voxels_nan_at_every_time_point_come_back_as_nan(tmp_path, target):
         assert res["ratio"] >= 0.98 * 20 and res["psnr"] > 30
 
 
+@pytest.mark.parametrize("target", [{"ratio": 20}, {"lossless": True}])
+def test_nan_voxels_of_an_uncompressed_float64_run(tmp_path, target):
+    """A float64 ``.nii`` is read through nibabel's read-only memory map: its NaN voxels
+    are set to 0 in a copy (assigning into the map ended in a traceback), and the input
+    file is unchanged."""
+    path, values = _sample_with_nan_background(tmp_path)
+    img = nib.load(str(path))
+    raw = tmp_path / "nan64.nii"
+    out = nib.Nifti1Image(values.astype(np.float64), img.affine)
+    out.set_data_dtype(np.float64)
+    out.to_filename(str(raw))
+    before = raw.read_bytes()
+    compress(str(raw), str(tmp_path / "n.icainr"), **target)
+    assert raw.read_bytes() == before
+    decompress(str(tmp_path / "n.icainr"), str(tmp_path / "back.nii"))
+    back = np.asarray(nib.load(str(tmp_path / "back.nii")).dataobj)
+    assert back.dtype == np.float64 and np.array_equal(np.isnan(back), np.isnan(values))
+
+
 def test_nan_files_without_nan_voxels_stay_format_7(tmp_path):
     """A run with no NaN is written as format 7 (a decoder of format 7 reads it), and a
     NaN at some time points only is still refused in one line."""

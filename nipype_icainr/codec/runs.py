@@ -101,6 +101,10 @@ class VolumeRun:
             raise ICAINRError(self.source, f"cannot read volume {t} "
                                            f"({io.first_line(exc)})") from None
         vol = vol.reshape(self.shape[:3])
+        if self.allow_nan_voxels and not vol.flags.writeable:
+            # a float64 .nii is read through nibabel's memory map: NaN voxels are set to
+            # 0 in a copy, never in the mapped (read-only) input
+            vol = vol.copy()
         if self.nan_voxels is not None:
             vol[self.nan_voxels] = 0.0
         return vol
