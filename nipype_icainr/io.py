@@ -298,7 +298,7 @@ def load_bold_with_nan_voxels(path):
     del nan
     if not voxels.any():
         return img, data, None
-    if not data.flags.writeable:  # a float64 .nii's memory map: the input is never written
+    if not data.flags.writeable:  # an array nibabel hands out read-only is never written
         data = data.copy()
     data[voxels] = 0.0
     return img, data, voxels
