@@ -289,14 +289,9 @@ def load_bold_with_nan_voxels(path):
     refuses it. Returns ``(img, data, nan_voxels)``.
     """
     img, data = _read_bold(path)
-    path = os.fspath(path)
-    nan = np.isnan(data)
-    counts = nan.sum(axis=-1)
-    voxels = counts == data.shape[-1]
-    check_nan_voxels(path, int(np.count_nonzero(np.isinf(data))),
-                     int(np.count_nonzero((counts > 0) & ~voxels)))
-    del nan
-    if not voxels.any():
+    voxels = whole_nan_voxels(path, np.isnan(data).sum(axis=-1), data.shape[-1],
+                              int(np.count_nonzero(np.isinf(data))))
+    if voxels is None:
         return img, data, None
     if not data.flags.writeable:  # an array nibabel hands out read-only is never written
         data = data.copy()
@@ -304,15 +299,20 @@ def load_bold_with_nan_voxels(path):
     return img, data, voxels
 
 
-def check_nan_voxels(path, n_inf, n_partial):
-    """Refuse Inf values, and NaN in a voxel that is not NaN at every time point (the
-    codec restores whole NaN voxels only)."""
+def whole_nan_voxels(path, nan_counts, n_timepoints, n_inf):
+    """The voxels NaN at every time point (None when there are none), from each voxel's
+    count of NaN values; refuses Inf values, and NaN in a voxel that is not NaN at every
+    time point (the codec restores whole NaN voxels only)."""
     if n_inf:
-        raise ICAINRError(path, f"contains {n_inf} Inf values; the codec needs finite data "
-                                "(or NaN in whole voxels)")
+        raise ICAINRError(os.fspath(path), f"contains {n_inf} Inf values; the codec needs "
+                                           "finite data (or NaN in whole voxels)")
+    whole = nan_counts == n_timepoints
+    n_partial = int(np.count_nonzero((nan_counts > 0) & ~whole))
     if n_partial:
-        raise ICAINRError(path, f"{n_partial} voxels are NaN at some time points only; the "
-                                "codec restores NaN only in voxels NaN at every time point")
+        raise ICAINRError(os.fspath(path), f"{n_partial} voxels are NaN at some time points "
+                                           "only; the codec restores NaN only in voxels NaN "
+                                           "at every time point")
+    return whole if whole.any() else None
 
 
 def open_bold(path, keep_file_open=False):

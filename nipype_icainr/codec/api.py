@@ -16,7 +16,7 @@ from .. import io
 from . import core
 from .config import resolve_config
 from .container import read_file, unpack
-from .errors import ICAINRError
+from .errors import ICAINRError, OutOfReach
 from .header import validate_header
 
 
@@ -235,8 +235,6 @@ def smallest_at_psnr(run, desc, cfg, psnr, first, seed, device, source, n_raw):
     monotone in the ratio at a few hundred bytes: every file that meets the target is a
     candidate, and the smallest is kept.
     """
-    from .errors import OutOfReach
-
     def attempt(ratio):
         """``(file, PSNR)``, or ``(None, -inf)`` out of reach."""
         try:

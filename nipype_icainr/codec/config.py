@@ -170,10 +170,12 @@ def resolve_config(preset="default", config=None):
         config = _read_config_file(config)
     user = dict(config)
     base_name = str(user.pop("base", preset))
-    base = _read_preset(base_name)
-    resolved = validate_config(merge(base, dict({"name": "custom"}, **user)), source=source)
-    if "name" not in user and resolved == dict(load_preset(base_name), name="custom"):
-        return load_preset(base_name)
+    resolved = validate_config(merge(_read_preset(base_name), dict({"name": "custom"}, **user)),
+                               source=source)
+    if "name" not in user:
+        base = load_preset(base_name)
+        if resolved == dict(base, name="custom"):
+            return base
     return resolved
 
 

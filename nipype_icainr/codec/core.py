@@ -38,7 +38,6 @@ from .reconstruction import Reconstruction, StoredReconstruction  # noqa: F401 (
 from .runs import ArrayRun, VolumeRun
 
 MASK_TAG, MEAN_TAG = "MASK", "MEAN"
-NAN_TAG = NAN_SECTION
 
 
 @dataclass
@@ -275,7 +274,8 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
                 if plan.option + 1 >= len(options):
                     raise
                 options = options[plan.option + 1:]
-        unspent = target_bytes - len(build(coded)) > UNSPENT_SHARE * target_bytes
+        size = len(build(coded))
+        unspent = target_bytes - size > UNSPENT_SHARE * target_bytes
         if plan.n_components == 0 or (unspent and n_raw <= SMALL_RUN_BYTES):
             def at_step(finer):
                 return _fit_with_mean(
@@ -283,7 +283,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
                     value_range, head, block, model, target_bytes, n_raw, target, config,
                     env, source, plan=plan, sse_cap=sse_cap, extra=extra)
 
-            finer = _finer_mean_frame(at_step, step, coded, len(build(coded)), target_bytes)
+            finer = _finer_mean_frame(at_step, step, coded, size, target_bytes)
             if finer is not None:
                 coded, build, mean_decoded = finer
     else:
@@ -431,13 +431,13 @@ def encode_run(model, stored, image, config, target, seed=0, source=None):
 
 
 def nan_sections(image):
-    """``{NAN_TAG: packed mask}`` of the voxels the decoder writes as NaN
+    """``{NAN_SECTION: packed mask}`` of the voxels the decoder writes as NaN
     (``image["nan_voxels"]``, from ``io.load_bold_with_nan_voxels`` or a
     ``VolumeRun``'s ``stats``), or ``{}``. A file holding it is format 8."""
     voxels = image.get("nan_voxels")
     if voxels is None or not np.any(voxels):
         return {}
-    return {NAN_TAG: io.pack_mask(voxels)}
+    return {NAN_SECTION: io.pack_mask(voxels)}
 
 
 def padded(blob, shape):
@@ -464,10 +464,10 @@ def decode_parts(header, sections, block, source, device="auto"):
     hdr = validate_header(header, sections, block, source)
     shape = hdr.image["shape"]
     nan = None
-    if NAN_TAG in sections:
+    if NAN_SECTION in sections:
         if np.dtype(hdr.image["dtype"]).kind != "f":
             raise ICAINRError(source, "the file has NaN voxels but an integer stored dtype")
-        nan = io.unpack_mask(sections[NAN_TAG], shape[:3], source)
+        nan = io.unpack_mask(sections[NAN_SECTION], shape[:3], source)
     if hdr.model.whole_run:
         return StoredReconstruction(hdr.model.decode_run(sections, hdr.part, hdr.image, source),
                                     hdr.image, nan), hdr

@@ -101,12 +101,9 @@ class VolumeRun:
             raise ICAINRError(self.source, f"cannot read volume {t} "
                                            f"({io.first_line(exc)})") from None
         vol = vol.reshape(self.shape[:3])
-        if self.allow_nan_voxels and not vol.flags.writeable:
-            # a float64 .nii is read through nibabel's memory map: NaN voxels are set to
-            # 0 in a copy, never in the mapped (read-only) input
-            vol = vol.copy()
         if self.nan_voxels is not None:
-            vol[self.nan_voxels] = 0.0
+            # a new array: a float64 .nii is read through nibabel's read-only memory map
+            vol = np.where(self.nan_voxels, 0.0, vol)
         return vol
 
     def volumes(self):
@@ -139,16 +136,13 @@ class VolumeRun:
                     nan = np.isnan(vol)
                     nan_counts += nan
                     n_inf += int(np.count_nonzero(np.isinf(vol)))
-                    vol[nan] = 0.0
+                    vol = np.where(nan, 0.0, vol)  # not in place: see ``volume``
                 total += vol
                 np.minimum(low, vol, out=low)
                 np.maximum(high, vol, out=high)
             if n_bad and self.allow_nan_voxels:
-                whole = nan_counts == self.shape[3]
-                io.check_nan_voxels(self.source, n_inf,
-                                    int(np.count_nonzero((nan_counts > 0) & ~whole)))
-                self.nan_voxels = whole
-                self._series = None
+                self.nan_voxels = io.whole_nan_voxels(self.source, nan_counts,
+                                                      self.shape[3], n_inf)
             elif n_bad:  # the message of io.check_finite, counted over the whole run
                 raise ICAINRError(self.source, f"contains {n_bad} NaN/Inf values; the codec "
                                                "needs finite data")

@@ -54,12 +54,15 @@ def load_mask(original_img, mask_file=None, data=None):
 def nan_free_pair(original, orig_img, decoded, dec_img):
     """``(original values, decoded values)``, float64, when the original has NaN voxels:
     voxels NaN at every time point (the codec restores them) must be NaN in the decoded
-    run too, and both are read as 0 there, outside any brain mask; ``(None, None)`` for
-    a run without NaN (the metrics then read the images themselves)."""
+    run too, and both are read as 0 there, outside any brain mask. Otherwise ``(original
+    values, None)``, or ``(None, None)`` without reading a run whose stored dtype cannot
+    hold NaN."""
+    if np.dtype(orig_img.get_data_dtype()).kind != "f":
+        return None, None
     data = np.asarray(orig_img.dataobj, dtype=np.float64)
     nan = np.isnan(data)
     if not nan.any():
-        return None, None
+        return data, None
     values = np.asarray(dec_img.dataobj, dtype=np.float64)
     if not np.array_equal(nan, np.isnan(values)):
         raise ICAINRError(decoded, f"its NaN values are not where {os.path.basename(original)}"
@@ -74,8 +77,8 @@ def qc_runs(original, orig_img, decompressed, dec_img, mask_file=None):
     for a run with NaN voxels images of their NaN-free values (``nan_free_pair``;
     nilearn's maskers read the images too)."""
     orig_data, dec_data = nan_free_pair(original, orig_img, decompressed, dec_img)
-    if orig_data is None:
-        return qc.Run(img=orig_img), dec_img, load_mask(orig_img, mask_file)
+    if dec_data is None:  # no NaN: the values already read, if any, are the run's
+        return qc.Run(img=orig_img, data=orig_data), dec_img, load_mask(orig_img, mask_file)
     return (qc.Run(data=orig_data, like=orig_img), qc.Run(data=dec_data, like=orig_img).img,
             load_mask(orig_img, mask_file, orig_data))
 
