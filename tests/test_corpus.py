@@ -170,6 +170,22 @@ def _with_and_without_layer(path, inp, ratio, tmp_path):
     return results
 
 
+#: the 10x10x18x40 block of HAPPYTEST that benchmarks/small_cuts.py cuts
+HAPPY_CUT = np.s_[27:37, 40:50, 20:38, :40]
+
+
+def _write_cut(tmp_path, name, block, filename="cut.nii.gz", unscaled=False):
+    """``(path, values)``: ``block`` of the corpus run ``name`` written with its header
+    (``unscaled``: the stored integers, as ``small_cuts.py`` writes them)."""
+    import nibabel as nib
+
+    img = nib.load(_corpus_path(name))
+    values = np.asarray(img.dataobj.get_unscaled() if unscaled else img.dataobj)[block]
+    path = tmp_path / filename
+    nib.Nifti1Image(values, img.affine, img.header).to_filename(str(path))
+    return path, values
+
+
 def _named_bound(raised):
     """The ratio an ``OutOfReach`` error (``pytest.raises`` info) names as reachable."""
     import re
@@ -191,7 +207,7 @@ def test_regional_layer_keeps_region_averages(tmp_path):
 
 @pytest.mark.parametrize("name, block", [
     ("qap__functional_scan.nii.gz", np.s_[20:30, 20:30, 5:23, :40]),
-    ("rapidtide__sub-HAPPYTEST.nii.gz", np.s_[27:37, 40:50, 20:38, :40])])
+    ("rapidtide__sub-HAPPYTEST.nii.gz", HAPPY_CUT)])
 def test_a_run_of_few_components_keeps_regional_dynamics(name, block, tmp_path):
     """10x10x18x40 cuts of two real int16 runs at 100x: the budget holds the mean frame
     and at most two components; one makes every region-to-region correlation +-1, two
@@ -199,12 +215,7 @@ def test_a_run_of_few_components_keeps_regional_dynamics(name, block, tmp_path):
     needs: correlations between spatially compact parcels come back at least twice as
     close as without the layer, for at most 2 dB (measured: qap FCA 0.23 against 0.74,
     40.26 against 40.68 dB; HAPPYTEST 0.25 against 0.91, 32.18 against 32.38 dB)."""
-    import nibabel as nib
-
-    img = nib.load(_corpus_path(name))
-    cut = np.asarray(img.dataobj)[block]
-    path = tmp_path / "cut.nii.gz"
-    nib.Nifti1Image(cut, img.affine, img.header).to_filename(str(path))
+    path, _ = _write_cut(tmp_path, name, block)
     results = _with_and_without_layer(path, _load_path(str(path)), 100, tmp_path)
     assert results["layer"][0] > results["none"][0] - 2.0
     assert results["layer"][1] < 0.5 * results["none"][1]
@@ -217,14 +228,10 @@ def test_of_two_masks_the_one_that_keeps_dynamics_is_kept(tmp_path):
     dynamics although its error is larger: compact-parcel FCA at least twice as close as
     without the layer, for at most 3 dB (measured: 0.25 against 1.01, 23.67 against
     26.04 dB)."""
-    import nibabel as nib
-
-    img = nib.load(_corpus_path("rapidtide__sub-HAPPYTEST.nii.gz"))
-    cut = np.asarray(img.dataobj.get_unscaled())[27:37, 40:50, 20:38, :40]
     # as benchmarks/small_cuts.py writes it: at 720 bytes, the name's length in the
     # header is enough to move the choice
-    path = tmp_path / "happycrop_10x10x18x40.nii.gz"
-    nib.Nifti1Image(cut, img.affine, img.header.copy()).to_filename(str(path))
+    path, _ = _write_cut(tmp_path, "rapidtide__sub-HAPPYTEST.nii.gz", HAPPY_CUT,
+                         "happycrop_10x10x18x40.nii.gz", unscaled=True)
     results = _with_and_without_layer(path, _load_path(str(path)), 200, tmp_path)
     assert results["layer"][0] > results["none"][0] - 3.0
     assert results["layer"][1] < 0.5 * results["none"][1]
@@ -258,10 +265,7 @@ def test_a_plan_is_refined_with_the_regional_layer_it_was_made_with(tmp_path):
 
     from nipype_icainr import compress, decompress
 
-    img = nib.load(_corpus_path("rapidtide__sub-HAPPYTEST.nii.gz"))
-    cut = np.asarray(img.dataobj)[27:37, 40:50, 20:38, :40]
-    path = tmp_path / "cut.nii.gz"
-    nib.Nifti1Image(cut, img.affine, img.header).to_filename(str(path))
+    path, cut = _write_cut(tmp_path, "rapidtide__sub-HAPPYTEST.nii.gz", HAPPY_CUT)
     res = compress(str(path), str(tmp_path / "cut.icainr"), ratio=220, device="cpu")
     assert res["ratio"] >= 0.98 * 220
     decompress(str(tmp_path / "cut.icainr"), str(tmp_path / "back.nii.gz"))
@@ -291,15 +295,10 @@ def test_a_small_run_spends_its_budget(tmp_path):
     jumps from 660 to 76 bytes between two steps 8 % apart, and the file had been written
     at 156x (18 % of the budget unspent, 21.8 dB). The finer mean frames that fit are
     tried too: at most 10 % is left, for more PSNR (measured: 134x, 24.4 dB)."""
-    import nibabel as nib
-
     from nipype_icainr import compress
 
-    img = nib.load(_corpus_path("gift__sub-107_lowres.nii"))
-    path = str(tmp_path / "three.nii.gz")
-    nib.Nifti1Image(np.asarray(img.dataobj)[..., :3], img.affine, img.header).to_filename(
-        path)
-    res = compress(path, str(tmp_path / "t.icainr"), ratio=128)
+    path, _ = _write_cut(tmp_path, "gift__sub-107_lowres.nii", np.s_[..., :3], "three.nii.gz")
+    res = compress(str(path), str(tmp_path / "t.icainr"), ratio=128)
     assert 0.98 * 128 <= res["ratio"] <= 128 / 0.9
     assert res["psnr"] > 23.0
 
@@ -309,14 +308,11 @@ def test_a_two_volume_run_reaches_every_ratio_below_its_bound(tmp_path):
     does not depend on the ratio asked, and a ratio 3 % below it is reached (the
     regional layer's reserve had left no plan at 85x while the error, asked 100x,
     named 88.3; asked 200x, it named 90.6)."""
-    import nibabel as nib
-
     from nipype_icainr import compress
     from nipype_icainr.codec.errors import OutOfReach
 
-    img = nib.load(_corpus_path("gift__sub-107_lowres.nii"))
-    path = str(tmp_path / "two.nii.gz")
-    nib.Nifti1Image(np.asarray(img.dataobj)[..., :2], img.affine, img.header).to_filename(path)
+    path, _ = _write_cut(tmp_path, "gift__sub-107_lowres.nii", np.s_[..., :2], "two.nii.gz")
+    path = str(path)
     bounds = []
     for ratio in (100, 200):
         with pytest.raises(OutOfReach) as info:
