@@ -202,20 +202,51 @@ def encode(data, image, config, target, seed=0, device="auto", progress=False,
                 failure = exc
             continue
         if len(masks) == 1:
-            return enc
-        if target.ratio is None:  # both meet the error target: the smaller file
+            key = None
+        elif target.ratio is None:  # both meet the error target: the smaller file
             key = len(enc.blob)
         else:
-            values = enc.reconstruction.values()
             # a coding whose dynamics are flat (few components, no regional layer) loses
             # to one that keeps them, whatever the error: the model's own rule, across masks
-            key = (model.flat_dynamics(enc.coded.part),
-                   float(np.sum((values[mask] - run.array()[mask]) ** 2)))
+            key = (model.flat_dynamics(enc.coded.part), _sse_in(enc, run, mask))
         if best is None or key < best[0]:
-            best = (key, enc)
+            best = (key, enc, coded_mask)
     if best is None:
         raise failure
-    return best[1]
+    _, enc, coded_mask = best
+    if target.ratio is None or n_raw > SMALL_RUN_BYTES:
+        return enc
+    bare = model.without_connectivity_layer(config, enc.coded.part)
+    if bare is None:
+        return enc
+    # the connectivity layer is bought with error: a small run measures the price (one
+    # more fit) and keeps the layer when it costs at most LAYER_COST_DB, or when the run
+    # coded without it would have flat dynamics
+    try:
+        other = _encode_series(run, image, bare, target, coded_mask, model, dev, seed,
+                               progress, measure, source, n_raw, record=config)
+    except OutOfReach:
+        return enc
+    if model.flat_dynamics(other.coded.part):
+        return enc
+    if _sse_in(enc, run, mask) > _sse_in(other, run, mask) * 10 ** (LAYER_COST_DB / 10):
+        return other
+    return enc
+
+
+#: the most PSNR (dB) a small run's connectivity layer may cost (``encode``). Measured
+#: with ``benchmarks/config_variants.py`` (the layer against ``regional_share: 0``): it
+#: cost 0.24-0.56 dB on three 26x31x22x50 MNI runs at 25-100x, where their connectivity
+#: errors were a few thousandths either way, and 0.23 dB on a 10x10x18x40 cut at 50x,
+#: enough to fall behind a quantised SVD there; at 200x and on runs of one or two
+#: components it costs nothing or it is kept regardless
+LAYER_COST_DB = 0.1
+
+
+def _sse_in(enc, run, mask):
+    """Squared error of ``enc``'s decoded run in ``mask``."""
+    values = enc.reconstruction.values()
+    return float(np.sum((values[mask] - run.array()[mask]) ** 2))
 
 
 #: runs up to this many raw bytes also try coding every varying voxel (``encode``)
@@ -223,8 +254,9 @@ SMALL_RUN_BYTES = 4_000_000
 
 
 def _encode_series(run, image, config, target, mask, model, dev, seed, progress, measure,
-                   source, n_raw):
-    """``encode`` with a series model, coding the series of the voxels in ``mask``."""
+                   source, n_raw, record=None):
+    """``encode`` with a series model, coding the series of the voxels in ``mask``;
+    the file records ``record`` as its configuration (default ``config``)."""
     target_bytes = None if target.ratio is None else n_raw / target.ratio
     n_t = run.shape[3]
     # mask and mean frame are coded first: the series model is fitted to what the decoder sees
@@ -233,7 +265,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
     value_range = [round_sig(low.min(), -1), round_sig(high.max(), 1)]
     slope = image["scl_slope"] if image["scl_slope"] is not None else 1.0
     head = {"software": software_versions(extra=model.packages), "seed": seed, "device": dev,
-            "config": stored_config(config), "image": image_record(image)}
+            "config": stored_config(record or config), "image": image_record(image)}
     block = header_block(image)
     extra = nan_sections(image)
     env = models.FitEnvironment(seed=seed, device=dev, progress=progress, measure=measure,

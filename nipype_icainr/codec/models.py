@@ -180,6 +180,12 @@ class SeriesModel:
         another coding of the run that keeps them, whatever its error)."""
         return False
 
+    def without_connectivity_layer(self, config, part):
+        """The configuration that codes the run without the part of ``part`` kept for
+        connectivity rather than for error, or None when ``part`` has no such part
+        (``encode`` measures what it costs a small run)."""
+        return None
+
     def resolve_device(self, device):
         """The device this model fits on for a ``--device`` value (``cpu`` by default).
 

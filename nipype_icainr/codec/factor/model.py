@@ -190,6 +190,11 @@ class FactorModel(SeriesModel):
         # the case ``FEW_COMPONENTS`` gives the regional layer room for, without the layer
         return part["n_components"] <= FEW_COMPONENTS and "regional_block" not in part
 
+    def without_connectivity_layer(self, config, part):
+        if "regional_block" not in part:
+            return None
+        return dict(config, regional_share=0.0)
+
     def _regional_plan(self, mask, n_t, budget, config, plan=None):
         """``(Blocks, bytes reserved)`` for the regional layer, or ``(None, 0)``: none is
         coded for an error target, a zero share, blocks of about one voxel, or a
