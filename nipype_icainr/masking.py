@@ -5,8 +5,9 @@ import warnings
 import numpy as np
 
 
-def compute_mask(data, affine=None, mean=None):
-    """Brain mask by nilearn's ``compute_epi_mask`` heuristic; all voxels if it finds none.
+def compute_mask(data, affine=None, mean=None, spread=None):
+    """Brain mask by nilearn's ``compute_epi_mask`` heuristic; all voxels if it finds none;
+    every voxel that varies over time for a run with no baseline (``has_baseline``).
 
     Parameters
     ----------
@@ -17,6 +18,10 @@ def compute_mask(data, affine=None, mean=None):
         callers state which grid the mask belongs to).
     mean : ndarray (X, Y, Z), optional
         The run's mean over time, when it is known (a run read volume by volume).
+    spread : ndarray (X, Y, Z), optional
+        The run's range over time (largest minus smallest value) per voxel, when
+        it is known; computed from ``data`` when that is given. Without either,
+        the run is taken to have a baseline.
 
     Returns
     -------
@@ -34,9 +39,22 @@ def compute_mask(data, affine=None, mean=None):
     than 3 voxels (a single acquired slice) and most of a brain sampled on a
     coarse grid, so it is applied only where it keeps at least half of the
     intensity-thresholded voxels: 2 iterations, else 1, else none.
+
+    The heuristic reads the brain off the mean image, which a derivative with no
+    baseline does not show: a run demeaned, z-scored or in percent signal change
+    has a mean near zero everywhere. Its mask from the mean was a scatter of voxels
+    (2,012 of the 7,558 brain voxels of a z-scored 26 x 31 x 22 x 50 MNI run),
+    and every quality figure and the codec's series were confined to it; such a
+    run's brain is every voxel that varies.
     """
     del affine
+    if spread is None and data is not None:
+        spread = np.ptp(data, axis=-1)
     mean = data.mean(axis=-1) if mean is None else mean
+    if spread is not None and not has_baseline(mean, spread):
+        varying = np.asarray(spread) > 0
+        if varying.sum() >= 8:
+            return varying
     mean = np.asarray(mean).astype(np.float32)
     mask = None
     try:
@@ -60,6 +78,34 @@ def compute_mask(data, affine=None, mean=None):
     if mask.sum() < 8:  # e.g. a constant or tiny image: keep every voxel
         mask = np.ones(mean.shape, dtype=bool)
     return mask
+
+
+#: a run has a baseline when the 90th percentile of its voxels' absolute means is at
+#: least this multiple of the 90th percentile of their ranges over time. Every raw run
+#: we have measured 4.8-34 (ten real runs, three cuts of them, a Haxby slice); the
+#: same runs demeaned, z-scored or in percent signal change, below 1e-5
+BASELINE_RATIO = 0.5
+
+
+def has_baseline(mean, spread):
+    """Whether the brain shows in a run's mean image: its voxels' values sit on a
+    baseline large against how much they vary (``BASELINE_RATIO``).
+
+    Parameters
+    ----------
+    mean, spread : ndarray (X, Y, Z)
+        Each voxel's mean and range (largest minus smallest value) over time.
+
+    Returns
+    -------
+    bool; True for a run with no varying voxel
+    """
+    mean, spread = np.asarray(mean, np.float64), np.asarray(spread, np.float64)
+    varying = np.isfinite(mean) & np.isfinite(spread) & (spread > 0)
+    if not varying.any():
+        return True
+    level = np.percentile(np.abs(mean[varying]), 90)
+    return bool(level >= BASELINE_RATIO * np.percentile(spread[varying], 90))
 
 
 def epi_mask(mean, opening=2, lower_cutoff=0.2, upper_cutoff=0.85):

@@ -63,3 +63,34 @@ def test_epi_mask_matches_nilearn_on_synthetic_heads(seed):
 def test_an_image_without_contrast_keeps_every_voxel():
     assert compute_mask(None, mean=np.full((3, 3, 3), 7.0)).all()
     assert compute_mask(None, mean=np.zeros((1, 1, 2))).all()
+
+
+def _derivatives(data):
+    """``{name: run}``: ``data`` demeaned, z-scored and in percent signal change, each
+    0 outside the voxels brighter than the median mean (as a derivative is masked)."""
+    mean = data.mean(axis=-1, keepdims=True)
+    std = data.std(axis=-1, keepdims=True)
+    brain = (mean > np.median(mean)) & (std > 0)
+    safe = np.where(std > 0, std, 1.0)
+    return {"demeaned": np.where(brain, data - mean, 0.0),
+            "zscored": np.where(brain, (data - mean) / safe, 0.0),
+            "psc": np.where(brain, 100.0 * (data - mean) / np.maximum(mean, 1.0), 0.0)}
+
+
+@pytest.mark.parametrize("path", REAL_RUNS, ids=os.path.basename)
+def test_a_derivative_with_no_baseline_is_masked_by_what_varies(path):
+    """A real run has a baseline and keeps nilearn's mask of its mean; the same run
+    demeaned, z-scored or in percent signal change has none, and its brain is every
+    voxel that varies (the mask from its near-zero mean was a scatter of voxels)."""
+    import nibabel as nib
+
+    from nipype_icainr.masking import has_baseline
+
+    data = np.asarray(nib.load(path).dataobj, dtype=np.float64)
+    data = data.reshape(data.shape[:3] + (-1,))
+    spread = np.ptp(data, axis=-1)
+    assert has_baseline(data.mean(axis=-1), spread)
+    assert np.array_equal(compute_mask(data), compute_mask(None, mean=data.mean(axis=-1)))
+    for name, derived in _derivatives(data).items():
+        assert not has_baseline(derived.mean(axis=-1), np.ptp(derived, axis=-1)), name
+        assert np.array_equal(compute_mask(derived), np.ptp(derived, axis=-1) > 0), name

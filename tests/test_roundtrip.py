@@ -307,3 +307,23 @@ def test_nan_files_without_nan_voxels_stay_format_7(tmp_path):
     with pytest.raises(ICAINRError, match="1 voxels are NaN at some time points only"):
         compress(str(partial), str(tmp_path / "x.icainr"), ratio=20)
     assert not (tmp_path / "x.icainr").exists()
+
+
+def test_a_zscored_run_keeps_every_brain_voxels_dynamics(tmp_path):
+    """The bundled real run z-scored in its brain, 0 elsewhere (a derivative with no
+    baseline), at 100x: no brain voxel comes back flat. Masked from its near-zero
+    mean image, 22 % of them did: coded as their mean alone, their series lost."""
+    sample = os.path.join(os.path.dirname(__file__), "..", "nipype_icainr", "data", "sample",
+                          "studyforrest-slab", "sub-02", "func",
+                          "sub-02_task-oneback_run-1_bold.nii.gz")
+    img = nib.load(sample)
+    data = np.asarray(img.dataobj, dtype=np.float64)
+    mean, std = data.mean(axis=-1, keepdims=True), data.std(axis=-1, keepdims=True)
+    brain = (mean > np.median(mean)) & (std > 0)
+    zscored = np.where(brain, (data - mean) / np.where(std > 0, std, 1.0), 0.0)
+    path = tmp_path / "zscored.nii.gz"
+    nib.Nifti1Image(zscored.astype(np.float32), img.affine).to_filename(str(path))
+    compress(str(path), str(tmp_path / "z.icainr"), ratio=100, device="cpu")
+    decoded = np.asarray(_decompress(str(tmp_path / "z.icainr"), tmp_path).dataobj,
+                         dtype=np.float64)
+    assert np.all(decoded[brain[..., 0]].std(axis=-1) > 0)

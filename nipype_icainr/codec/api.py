@@ -290,7 +290,8 @@ def measure_streamed(run, reconstruction, desc, ssim=True):
     from ..masking import compute_mask
 
     run = core.as_run(run)
-    mask = compute_mask(None, desc["affine"], mean=run.stats()[0])
+    mean, low, high = run.stats()
+    mask = compute_mask(None, desc["affine"], mean=mean, spread=high - low)
     n_t = run.shape[3]
     ssim_at = metrics.ssim_volumes(n_t, SSIM_VOLUMES)
     with_ssim = ssim and min(run.shape[:3]) >= 3

@@ -95,7 +95,7 @@ def series_mask(run, affine):
     run = as_run(run)
     mean, low, high = run.stats()
     varying = high > low
-    mask = compute_mask(None, affine, mean=mean) & varying
+    mask = compute_mask(None, affine, mean=mean, spread=high - low) & varying
     if mask.sum() < 8:
         mask = varying
     return mask
@@ -431,7 +431,7 @@ def max_sse(run, image, psnr):
         return None
     run = as_run(run)
     mean, low, high = run.stats()
-    brain = compute_mask(None, image["affine"], mean=mean)
+    brain = compute_mask(None, image["affine"], mean=mean, spread=high - low)
     rng = float(high[brain].max() - low[brain].min()) or 1.0
     n_values = int(brain.sum()) * run.shape[3]
     allowed = (rng ** 2 / 10 ** (psnr / 10)) * n_values
