@@ -345,13 +345,16 @@ def compress_memory_gb(in_file, grid=None, max_components=256, margin=1.25):
 
 def _run_size(in_file, grid=None):
     """``(voxels, time points, stored bytes a value, coded voxels, bytes held in memory)``
-    guessed from the header and the first volume's brain mask."""
+    guessed from the header and the brain mask of the first two volumes (two: a
+    derivative with no baseline is masked by what varies)."""
     from ..masking import compute_mask
 
     img, shape = io.open_bold(in_file)
-    first = np.asarray(img.dataobj[(slice(None),) * 3 + (0,) * (len(img.shape) - 3)],
-                       dtype=np.float64).reshape(shape[:3])
-    share = float(compute_mask(None, img.affine, mean=first).mean())
+    trailing = (0,) * (len(img.shape) - 4)  # singleton axes past time
+    first = np.stack([np.asarray(img.dataobj[(slice(None),) * 3 + (t,) + trailing],
+                                 dtype=np.float64).reshape(shape[:3])
+                      for t in range(min(2, shape[3]))], axis=-1)
+    share = float(compute_mask(first, img.affine).mean())
     voxels = float(np.prod(grid if grid is not None else shape[:3]))
     item = img.get_data_dtype().itemsize
     held = voxels * shape[3] * item  # a small .nii.gz is inflated into memory once
