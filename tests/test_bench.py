@@ -98,6 +98,20 @@ def test_lossy_peer_search_lands_on_the_ratio(small, name):
     assert choice.evaluations and all("bytes" in e for e in choice.evaluations)
 
 
+def test_svd_peer_codes_a_zscored_run_at_full_rank():
+    """A z-scored run has rank T - 1 once its mean is removed; at full rank and 4 bits the
+    temporal refit of the last, empty factor overflowed float16 (a decoded run of inf)."""
+    data = synthetic_bold((8, 9, 6, 20))[1].astype(np.float64)
+    mean, std = data.mean(axis=-1, keepdims=True), data.std(axis=-1, keepdims=True)
+    # stored as float32, as a derivative is: its mean is then zero to 1e-8, not exactly
+    zscored = ((data - mean) / np.where(std > 0, std, 1.0)).astype(np.float32).astype(float)
+    mask = np.ones(data.shape[:3], bool)
+    svd = make_method("svd", {})
+    decoded = svd.decode(svd.encode(zscored, mask, {"rank": 20, "bits": 4}))
+    assert np.all(np.isfinite(decoded))
+    assert metrics.psnr(zscored, decoded, mask) > 20
+
+
 def test_video_uses_the_highest_bit_depths():
     from nipype_icainr.bench.video import pick_format
 

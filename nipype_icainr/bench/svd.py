@@ -81,7 +81,10 @@ class SVD(Method):
         lo32, step32 = lo.astype(np.float32), step.astype(np.float32)
         codes = np.clip(np.rint((a - lo32) / step32), 0, top).astype(np.uint8)
         aq = codes * step32.astype(np.float64) + lo32.astype(np.float64)
-        v, *_ = np.linalg.lstsq(aq, f["resid"], rcond=None)  # (k, T)
+        # rcond: a direction the quantised factors barely span (a demeaned or z-scored run
+        # has rank T - 1, and its last factor is noise of 1e-8) would get a temporal factor
+        # beyond float16's range; it is dropped, as its singular value says
+        v, *_ = np.linalg.lstsq(aq, f["resid"], rcond=1e-6)  # (k, T)
         v16 = np.ascontiguousarray(v.T.astype(np.float16))  # (T, k)
         header = {"m": self.name, "shape": [int(s) for s in data.shape], "k": k, "b": bits,
                   "ms": f["mscale"], "n": int(mask.sum())}
