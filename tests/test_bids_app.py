@@ -338,7 +338,14 @@ def test_a_signal_takes_the_workers_down(tmp_path, signame, status):
     while time.time() < deadline and not psutil.Process(proc.pid).children(recursive=True):
         time.sleep(0.5)
     time.sleep(3.0)
-    children = psutil.Process(proc.pid).children(recursive=True)
+    # the first child seen can be a short-lived one, gone before the workers start: look
+    # again until a worker is there (the run takes tens of seconds)
+    children = []
+    while time.time() < deadline and proc.poll() is None:
+        children = psutil.Process(proc.pid).children(recursive=True)
+        if children:
+            break
+        time.sleep(0.2)
     assert children, "the app started no worker"
     proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=120)
