@@ -90,8 +90,9 @@ def test_bytes_the_regional_layer_leaves_go_to_the_factorization(name, monkeypat
     """At 100x these runs' regional layer reaches its finest step with bytes to
     spare; the factorization takes them, and the file lands within 1 % of the
     target (one predicted encoding alone left them at 102.3x and 102.4x). The
-    layer is kept whatever it costs here: by default these runs are coded without
-    it at 100x (``test_a_small_run_keeps_the_layer_only_where_it_is_cheap``)."""
+    layer is kept whatever it costs here: by default gift-133 is coded without it
+    at 100x, where it costs more than the bound
+    (``test_a_small_run_keeps_the_layer_only_where_it_is_cheap``)."""
     from nipype_icainr.bench.methods import make_method
     from nipype_icainr.codec import core
 
