@@ -9,6 +9,10 @@ import pytest
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 STUDYFORREST = os.path.join(SHARED, "studyforrest", "sub-02", "func",
                             "sub-02_task-oneback_run-1_bold.nii.gz")
+#: the bundled real run (a slab of the studyforrest run)
+SAMPLE_BOLD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "nipype_icainr", "data", "sample", "studyforrest-slab", "sub-02",
+                           "func", "sub-02_task-oneback_run-1_bold.nii.gz")
 
 #: the default preset (the coded factorization) is fast enough to use as is
 QUICK = {"base": "default"}
@@ -46,6 +50,19 @@ def synthetic_bold(shape=(18, 20, 10, 48), seed=0, slope=2.5, inter=10.0):
     img.header.set_sform(affine, code=1)
     img.header.set_slope_inter(slope, inter)
     return img, raw
+
+
+def derivatives(data):
+    """``{name: run}``: ``data`` (X, Y, Z, T) demeaned, z-scored and in percent signal
+    change, each 0 outside the voxels brighter than the median mean that vary (as a
+    derivative is masked): runs with no baseline."""
+    mean = data.mean(axis=-1, keepdims=True)
+    std = data.std(axis=-1, keepdims=True)
+    brain = (mean > np.median(mean)) & (std > 0)
+    safe = np.where(std > 0, std, 1.0)
+    return {"demeaned": np.where(brain, data - mean, 0.0),
+            "zscored": np.where(brain, (data - mean) / safe, 0.0),
+            "psc": np.where(brain, 100.0 * (data - mean) / np.maximum(mean, 1.0), 0.0)}
 
 
 def save_with_scaling(img, raw, path):

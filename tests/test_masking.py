@@ -14,6 +14,8 @@ import pytest
 
 from nipype_icainr.masking import compute_mask, epi_mask
 
+from .conftest import derivatives
+
 HERE = os.path.dirname(__file__)
 SHARED = os.path.join(HERE, "..", "..", "shared", "data")
 REAL_RUNS = sorted(glob.glob(os.path.join(SHARED, "corpus", "*.nii*"))
@@ -65,18 +67,6 @@ def test_an_image_without_contrast_keeps_every_voxel():
     assert compute_mask(None, mean=np.zeros((1, 1, 2))).all()
 
 
-def _derivatives(data):
-    """``{name: run}``: ``data`` demeaned, z-scored and in percent signal change, each
-    0 outside the voxels brighter than the median mean (as a derivative is masked)."""
-    mean = data.mean(axis=-1, keepdims=True)
-    std = data.std(axis=-1, keepdims=True)
-    brain = (mean > np.median(mean)) & (std > 0)
-    safe = np.where(std > 0, std, 1.0)
-    return {"demeaned": np.where(brain, data - mean, 0.0),
-            "zscored": np.where(brain, (data - mean) / safe, 0.0),
-            "psc": np.where(brain, 100.0 * (data - mean) / np.maximum(mean, 1.0), 0.0)}
-
-
 @pytest.mark.parametrize("path", REAL_RUNS, ids=os.path.basename)
 def test_a_derivative_with_no_baseline_is_masked_by_what_varies(path):
     """A real run has a baseline and keeps nilearn's mask of its mean; the same run
@@ -91,6 +81,6 @@ def test_a_derivative_with_no_baseline_is_masked_by_what_varies(path):
     spread = np.ptp(data, axis=-1)
     assert has_baseline(data.mean(axis=-1), spread)
     assert np.array_equal(compute_mask(data), compute_mask(None, mean=data.mean(axis=-1)))
-    for name, derived in _derivatives(data).items():
+    for name, derived in derivatives(data).items():
         assert not has_baseline(derived.mean(axis=-1), np.ptp(derived, axis=-1)), name
         assert np.array_equal(compute_mask(derived), np.ptp(derived, axis=-1) > 0), name

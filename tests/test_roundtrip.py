@@ -9,7 +9,7 @@ import pytest
 from nipype_icainr import compress, decompress, info, metrics
 from nipype_icainr.masking import compute_mask
 
-from .conftest import TINY
+from .conftest import SAMPLE_BOLD, TINY, derivatives
 
 
 def _decompress(compressed, tmp_path, name="out.nii.gz"):
@@ -204,10 +204,7 @@ def test_psnr_target_lands_just_above_the_target_on_a_real_run(tmp_path, target)
     written (rounded to int16), is at least P, and not more than 0.2 dB above it."""
     from nipype_icainr.codec.api import compress
 
-    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "nipype_icainr", "data", "sample", "studyforrest-slab", "sub-02",
-                          "func", "sub-02_task-oneback_run-1_bold.nii.gz")
-    res = compress(sample, tmp_path / "p.icainr", psnr=target)
+    res = compress(SAMPLE_BOLD, tmp_path / "p.icainr", psnr=target)
     assert target <= res["psnr"] <= target + 0.2, res["psnr"]
 
 
@@ -217,12 +214,9 @@ def test_a_psnr_target_is_no_larger_than_the_ratio_search_at_that_psnr(tmp_path)
     coded the mean frame at its finest step: 1.3 to 5x larger files on small runs)."""
     from nipype_icainr.codec.api import compress
 
-    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "nipype_icainr", "data", "sample", "studyforrest-slab", "sub-02",
-                          "func", "sub-02_task-oneback_run-1_bold.nii.gz")
-    at_ratio = compress(sample, tmp_path / "r.icainr", ratio=100)
+    at_ratio = compress(SAMPLE_BOLD, tmp_path / "r.icainr", ratio=100)
     target = at_ratio["psnr"] - 0.05
-    res = compress(sample, tmp_path / "p.icainr", psnr=target)
+    res = compress(SAMPLE_BOLD, tmp_path / "p.icainr", psnr=target)
     assert res["psnr"] >= target
     assert res["file_bytes"] <= 1.02 * at_ratio["file_bytes"], (res["ratio"], at_ratio["ratio"])
 
@@ -230,10 +224,7 @@ def test_a_psnr_target_is_no_larger_than_the_ratio_search_at_that_psnr(tmp_path)
 def _sample_with_nan_background(tmp_path):
     """The bundled real run as float32 with NaN in every voxel outside the brain, as SPM
     writes a masked float image: ``(path, values)``."""
-    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "nipype_icainr", "data", "sample", "studyforrest-slab", "sub-02",
-                          "func", "sub-02_task-oneback_run-1_bold.nii.gz")
-    img = nib.load(sample)
+    img = nib.load(SAMPLE_BOLD)
     values = np.asarray(img.dataobj, dtype=np.float32)
     values[~compute_mask(values, img.affine)] = np.nan
     path = tmp_path / "nan_bold.nii.gz"
@@ -313,17 +304,12 @@ def test_a_zscored_run_keeps_every_brain_voxels_dynamics(tmp_path):
     """The bundled real run z-scored in its brain, 0 elsewhere (a derivative with no
     baseline), at 100x: no brain voxel comes back flat. Masked from its near-zero
     mean image, 22 % of them did: coded as their mean alone, their series lost."""
-    sample = os.path.join(os.path.dirname(__file__), "..", "nipype_icainr", "data", "sample",
-                          "studyforrest-slab", "sub-02", "func",
-                          "sub-02_task-oneback_run-1_bold.nii.gz")
-    img = nib.load(sample)
-    data = np.asarray(img.dataobj, dtype=np.float64)
-    mean, std = data.mean(axis=-1, keepdims=True), data.std(axis=-1, keepdims=True)
-    brain = (mean > np.median(mean)) & (std > 0)
-    zscored = np.where(brain, (data - mean) / np.where(std > 0, std, 1.0), 0.0)
+    img = nib.load(SAMPLE_BOLD)
+    zscored = derivatives(np.asarray(img.dataobj, dtype=np.float64))["zscored"]
+    brain = np.ptp(zscored, axis=-1) > 0
     path = tmp_path / "zscored.nii.gz"
     nib.Nifti1Image(zscored.astype(np.float32), img.affine).to_filename(str(path))
     compress(str(path), str(tmp_path / "z.icainr"), ratio=100, device="cpu")
     decoded = np.asarray(_decompress(str(tmp_path / "z.icainr"), tmp_path).dataobj,
                          dtype=np.float64)
-    assert np.all(decoded[brain[..., 0]].std(axis=-1) > 0)
+    assert np.all(decoded[brain].std(axis=-1) > 0)

@@ -287,11 +287,9 @@ def measure_streamed(run, reconstruction, desc, ssim=True):
     (``ssim=False``: no SSIM, None in its place).
     """
     from .. import metrics
-    from ..masking import compute_mask
 
     run = core.as_run(run)
-    mean, low, high = run.stats()
-    mask = compute_mask(None, desc["affine"], mean=mean, spread=high - low)
+    mask = core.brain_mask(run, desc["affine"])
     n_t = run.shape[3]
     ssim_at = metrics.ssim_volumes(n_t, SSIM_VOLUMES)
     with_ssim = ssim and min(run.shape[:3]) >= 3

@@ -93,12 +93,18 @@ def series_mask(run, affine):
     ``runs.ArrayRun``/``VolumeRun``.
     """
     run = as_run(run)
-    mean, low, high = run.stats()
+    _, low, high = run.stats()
     varying = high > low
-    mask = compute_mask(None, affine, mean=mean, spread=high - low) & varying
+    mask = brain_mask(run, affine) & varying
     if mask.sum() < 8:
         mask = varying
     return mask
+
+
+def brain_mask(run, affine):
+    """``masking.compute_mask`` of a run from its mean and range over time (``stats``)."""
+    mean, low, high = as_run(run).stats()
+    return compute_mask(None, affine, mean=mean, spread=high - low)
 
 
 def as_run(data):
@@ -431,8 +437,8 @@ def max_sse(run, image, psnr):
     if psnr is None:
         return None
     run = as_run(run)
-    mean, low, high = run.stats()
-    brain = compute_mask(None, image["affine"], mean=mean, spread=high - low)
+    _, low, high = run.stats()
+    brain = brain_mask(run, image["affine"])
     rng = float(high[brain].max() - low[brain].min()) or 1.0
     n_values = int(brain.sum()) * run.shape[3]
     allowed = (rng ** 2 / 10 ** (psnr / 10)) * n_values
