@@ -85,6 +85,26 @@ def test_a_file_of_the_mean_frame_alone_spends_its_budget():
         zfp.encode(inp.data, inp.mask, choice.knob)))
 
 
+def test_a_file_with_no_time_course_says_so(tmp_path):
+    """nipy (17x21x3x20) at 100x: the file holds the mean frame alone, so every voxel
+    decodes to a constant; ``compress`` warns and the model's line says it. At 50x the
+    regional layer keeps a time course and nothing is said."""
+    import nibabel as nib
+
+    from nipype_icainr import compress, decompress
+
+    path = _corpus_path("nipy__functional.nii.gz")
+    res = compress(path, tmp_path / "r100.icainr", ratio=100)
+    assert any("no time course" in note for note in res["warnings"])
+    assert "mean frame alone" in res["model"]
+    decompress(tmp_path / "r100.icainr", tmp_path / "r100.nii.gz")
+    back = np.asanyarray(nib.load(tmp_path / "r100.nii.gz").dataobj)
+    assert np.all(back.min(axis=-1) == back.max(axis=-1))
+    res = compress(path, tmp_path / "r50.icainr", ratio=50)
+    assert not any("no time course" in note for note in res["warnings"])
+    assert "regional layer" in res["model"]
+
+
 @pytest.mark.parametrize("name", ["gift__sub-112_lowres.nii", "gift__sub-133_lowres.nii"])
 def test_bytes_the_regional_layer_leaves_go_to_the_factorization(name, monkeypatch):
     """At 100x these runs' regional layer reaches its finest step with bytes to

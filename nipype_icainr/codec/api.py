@@ -119,7 +119,9 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     if measure:
         psnr, ssim, max_err, ssim_at = measure_streamed(run, enc.reconstruction, desc)
     enc_shape = run.shape
-    del run
+    _, low, high = run.stats()
+    varies = bool(np.any(high > low))
+    del run, low, high
 
     blob = enc.blob
     io.write_atomic(out_file, blob)
@@ -136,6 +138,10 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
                      "mlp_width_max for the network)")
     elif achieved < 0.9 * ratio:
         notes.append(f"achieved ratio {achieved:.1f} is below the target {ratio:g}")
+    if varies and not enc.model.keeps_dynamics(enc.coded.part):
+        notes.append("no time course is kept at this target: every voxel decodes to its "
+                     "mean over time (the header, mask and mean frame leave no room for "
+                     "dynamics); a lower ratio keeps them")
     return {"ratio": achieved, "warnings": notes, "ratio_disk": desc["source_bytes"] / len(blob),
             "file_bytes": len(blob), "raw_bytes": n_raw, "psnr": psnr, "ssim": ssim,
             "ssim_volumes": None if ssim is None else len(ssim_at),

@@ -180,6 +180,11 @@ class SeriesModel:
         another coding of the run that keeps them, whatever its error)."""
         return False
 
+    def keeps_dynamics(self, part):
+        """Whether a file with this header ``part`` decodes any voxel to more than its
+        mean over time (``compress`` warns when it does not)."""
+        return True
+
     def without_connectivity_layer(self, config, part):
         """The configuration that codes the run without the part of ``part`` kept for
         connectivity rather than for error, or None when ``part`` has no such part

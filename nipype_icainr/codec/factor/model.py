@@ -190,6 +190,9 @@ class FactorModel(SeriesModel):
         # the case ``FEW_COMPONENTS`` gives the regional layer room for, without the layer
         return part["n_components"] <= FEW_COMPONENTS and "regional_block" not in part
 
+    def keeps_dynamics(self, part):
+        return part["n_components"] > 0 or "regional_block" in part
+
     def without_connectivity_layer(self, config, part):
         if "regional_block" not in part:
             return None
@@ -355,8 +358,12 @@ class FactorModel(SeriesModel):
         return maps @ patterns
 
     def describe(self, part):
+        if not self.keeps_dynamics(part):
+            return "coded factorization, K=0: the mean frame alone (no time course)"
         text = (f"coded factorization, K={part['n_components']} voxel maps x activation "
                 f"patterns, step {part['step']:.4g}")
+        if not part["n_components"]:
+            text = "coded factorization, K=0: the mean frame"
         if "regional_block" in part:
             x, y, z = part["regional_block"]
             text += (f"; regional layer of {x}x{y}x{z}-voxel blocks, "
