@@ -34,14 +34,16 @@ RENAMED = {"psnr": "psnr_db", "fla_mean": "fla_mean_abs_dt", "fla_std": "fla_std
 
 
 def merge(paths):
-    """``(rows, sources, runs)``: the joined rows, ``(path, tag, date, command)`` per file,
+    """``(rows, sources, runs)``: the joined rows, ``(path, tag, date, command, rescored)``
+    per file (``rescored``: what ``rescore_fca.py`` recorded, or None),
     and the runs' descriptions."""
     rows, sources, runs = {}, [], {}
     for path in paths:
         with open(path, encoding="utf-8") as fh:
             record = json.load(fh)
         meta = record.get("meta", {})
-        sources.append((path, meta.get("tag"), meta.get("date"), meta.get("command")))
+        sources.append((path, meta.get("tag"), meta.get("date"), meta.get("command"),
+                        meta.get("rescored")))
         for run in meta.get("runs", []):
             runs.setdefault(run["run"], run)
         for row in record["rows"]:
@@ -73,8 +75,13 @@ def main(argv=None):
                 command="python benchmarks/merge_bench.py " + " ".join(argv))
     text = report.to_markdown(rows, meta, summary)
     lines = [f"Joined from {len(sources)} icainr bench runs:", ""]
-    lines += [f"- `{os.path.basename(p)}` ({tag}, {date}): `{cmd}`"
-              for p, tag, date, cmd in sources]
+    for p, tag, date, cmd, rescored in sources:
+        lines.append(f"- `{os.path.basename(p)}` ({tag}, {date}): `{cmd}`")
+        if rescored:
+            lines.append(f"  - FCA columns of {rescored['rows']} rows scored again "
+                         f"({rescored.get('date', '')}): `{rescored['command']}`"
+                         + (f"; left as measured: {'; '.join(rescored['left'])}"
+                            if rescored.get("left") else ""))
     write_atomic(prefix + ".md", (text + "\n" + "\n".join(lines) + "\n").encode("utf-8"))
     write_atomic(prefix + ".json", json.dumps(report._sanitize(
         {"meta": meta, "summary": summary, "rows": rows}), indent=1).encode("utf-8"))

@@ -271,6 +271,23 @@ def test_cli_bench_writes_consistent_tables(bold_file, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (out / "bench_t1_fca_power.png").exists()  # no MNI-space run
     assert not [p for p in os.listdir(out) if p.startswith(".tmp-")]  # atomic writes
+    # benchmarks/rescore_fca.py encodes every lossy row again with its recorded knob: the
+    # same bytes, and (no region is left constant here) the same FCA figures
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "rescore", os.path.join(os.path.dirname(__file__), "..", "benchmarks",
+                                "rescore_fca.py"))
+    rescore = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rescore)
+    rescore.main([str(out / "bench_t1.json")])
+    again = json.loads((out / "bench_t1.json").read_text())
+    assert again["meta"]["rescored"]["rows"] == 4 and again["meta"]["rescored"]["left"] == []
+    for before, after in zip(record["rows"], again["rows"]):
+        for key in ("fca_mean_abs_dr", "fca_compact_mean_abs_dr"):
+            if before.get(key) is not None:
+                assert after[key] == pytest.approx(before[key], rel=1e-6, abs=1e-9)
+        assert after["bytes"] == before["bytes"] and after.get("psnr_db") == before.get("psnr_db")
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -56,8 +56,17 @@ def test_region_pair_correlation_residual_by_hand():
     assert res["mean_abs_dr"] == pytest.approx(2 / 3, abs=1e-12)
     assert res["std_abs_dr"] == pytest.approx(np.sqrt(2) / 3, abs=1e-12)
     assert res["n_regions"] == 3
-    # a region constant in the decoded run is dropped from both sides
-    res = fca_from_signals(np.column_stack([a, b, a]), np.column_stack([a, b, np.ones(60)]))
+    # a region constant in the decoded run keeps its pairs, uncorrelated (r = 0):
+    # |dr| over the 3 pairs = (0, 1, 0)
+    res = fca_from_signals(np.column_stack([a, b, a]), np.column_stack([a, b, np.zeros(60)]))
+    assert res["n_regions"] == 2 and res["mean_abs_dr"] == pytest.approx(1 / 3, abs=1e-12)
+    # with fewer than two regions varying in the decoded run there is nothing to compare
+    with pytest.raises(ValueError, match="decoded run"):
+        fca_from_signals(np.column_stack([a, b, a]),
+                         np.column_stack([a, np.zeros(60), np.zeros(60)]))
+    # a region constant in the original (outside the field of view) is dropped
+    res = fca_from_signals(np.column_stack([a, b, np.zeros(60)]),
+                           np.column_stack([a, b, a]))
     assert res["n_regions"] == 2 and res["mean_abs_dr"] == pytest.approx(0.0, abs=1e-12)
 
 
@@ -85,6 +94,13 @@ def test_fca_residuals_on_images_by_hand():
     assert res["std_abs_dr"] == pytest.approx(np.sqrt(2) / 3, abs=1e-6)
     same = metrics.fca_residuals(run(a), run(a), mask_img, labels_img=labels_img)
     assert same["mean_abs_dr"] == 0.0
+    # a decoded run that leaves region 3 at its baseline, constant in time: its pairs
+    # count with r = 0, (0, 1, 0) -> 1/3 (z-scoring the rounding left by detrending a
+    # constant made up a signal for it, and its correlations were scored)
+    flat = metrics.fca_residuals(run(a), run(np.zeros(n_t) + 0.1234567), mask_img,
+                                 labels_img=labels_img)
+    assert flat["n_regions"] == 2
+    assert flat["mean_abs_dr"] == pytest.approx(1 / 3, abs=1e-6)
 
 
 def test_fla_residual_is_zero_for_identical_runs():

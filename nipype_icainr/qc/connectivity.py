@@ -11,8 +11,12 @@ that is ahead under one parcellation only is not ahead:
 * ``fca_power``: the 264 Power et al. (2011) spheres of 6 mm that nilearn
   ships (MNI-space runs only; spheres with no mask voxel are dropped).
 
-The parcel count is capped by the mask's size (a quarter of its voxels), and
-regions constant in either run are dropped (NaN-safe correlations).
+The parcel count is capped by the mask's size (a quarter of its voxels).
+Regions constant in the original (outside the field of view) are dropped; a
+region the decoded run leaves constant keeps its pairs, with a correlation of 0:
+it carries no connectivity, and dropping it would score a method that flattens
+regions on the few it kept. A decoded run with fewer than two regions that vary
+has no FCA result.
 """
 
 import warnings
@@ -26,11 +30,21 @@ N_PARCELS = 39
 POWER_RADIUS_MM = 6.0
 
 
+#: a region whose detrended signal varies by less than this fraction of its mean level
+#: is constant: what is left of a constant after detrending is rounding (1e-14 of the
+#: mean on a decoded run), while one quantisation step of one voxel in a parcel of a
+#: few hundred moves the mean by about 1e-6 of it
+FLAT_RELATIVE = 1e-10
+
+
 def region_signals(img, mask_img, labels_img=None, coords=None, radius=6.0):
-    """Region time series (T, R): mean over atlas labels, or over spheres at coordinates.
+    """Region time series (T, R): mean over atlas labels, or over spheres at coordinates,
+    linearly detrended; a region constant over time comes back as zeros.
 
     Exactly one of ``labels_img`` (a 3D integer atlas) or ``coords`` (MNI mm,
-    (R, 3)) is used; signals are detrended and standardised by nilearn's maskers.
+    (R, 3)) is used (nilearn's maskers average the voxels). The signals are not
+    standardised here: nilearn's z-scoring blows the rounding left in a constant
+    region up to unit variance, and the correlations of that noise were scored.
     """
     import warnings
 
@@ -39,12 +53,28 @@ def region_signals(img, mask_img, labels_img=None, coords=None, radius=6.0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if labels_img is not None:
-            masker = NiftiLabelsMasker(labels_img, mask_img=mask_img, detrend=True,
-                                       standardize="zscore_sample", resampling_target="data")
+            masker = NiftiLabelsMasker(labels_img, mask_img=mask_img, detrend=False,
+                                       standardize=False, resampling_target="data")
         else:
-            masker = NiftiSpheresMasker(coords, radius=radius, mask_img=mask_img, detrend=True,
-                                        standardize="zscore_sample", allow_overlap=True)
-        return masker.fit_transform(img)
+            masker = NiftiSpheresMasker(coords, radius=radius, mask_img=mask_img,
+                                        detrend=False, standardize=False, allow_overlap=True)
+        raw = np.asarray(masker.fit_transform(img), dtype=np.float64)
+    return _detrended(raw)
+
+
+def _detrended(raw):
+    """``raw`` (T, R) minus each column's least-squares line; constant columns all zero."""
+    n_t = raw.shape[0]
+    if n_t < 2:
+        return np.zeros_like(raw)
+    t = np.arange(n_t, dtype=np.float64)
+    t -= t.mean()
+    level = raw.mean(axis=0)
+    centred = raw - level
+    out = centred - np.outer(t, t @ centred / (t @ t))
+    flat = out.std(axis=0) <= FLAT_RELATIVE * np.maximum(np.abs(level), 1e-300)
+    out[:, flat] = 0.0
+    return out
 
 
 def kmeans_parcellation(img, mask_img, n_parcels=40, seed=0):
@@ -88,19 +118,36 @@ def fca_residuals(original_img, decoded_img, mask_img, labels_img=None, coords=N
 def fca_from_signals(s_orig, s_dec):
     """``fca_residuals``' figures from two (T, R) region-signal arrays.
 
-    Regions constant in either run are dropped from both; ``|dr|`` is taken over
-    the R(R-1)/2 pairs above the diagonal of the Pearson correlation matrices.
+    Regions constant in the original are dropped from both. A region constant in
+    the decoded run keeps its pairs with a correlation of 0 (it carries none); when
+    fewer than two regions vary in the decoded run there is no result (ValueError).
+    ``|dr|`` is taken over the R(R-1)/2 pairs above the diagonal of the Pearson
+    correlation matrices; ``n_regions`` counts the regions with signal in both runs.
     """
-    s_orig, s_dec = np.asarray(s_orig), np.asarray(s_dec)
-    keep = (s_orig.std(axis=0) > 0) & (s_dec.std(axis=0) > 0)
+    s_orig, s_dec = np.asarray(s_orig, float), np.asarray(s_dec, float)
+    keep = s_orig.std(axis=0) > 0
     if keep.sum() < 2:
         raise ValueError("fewer than two regions have signal")
-    r_o = np.corrcoef(s_orig[:, keep].T)
-    r_d = np.corrcoef(s_dec[:, keep].T)
+    n_regions = int(np.count_nonzero(s_dec[:, keep].std(axis=0) > 0))
+    if n_regions < 2:  # no correlation to compare: not an FCA result (a run held constant)
+        raise ValueError("fewer than two regions have signal in the decoded run")
+    r_o = _correlations(s_orig[:, keep])
+    r_d = _correlations(s_dec[:, keep])
     iu = np.triu_indices(r_o.shape[0], k=1)
     diff = np.abs(r_o[iu] - r_d[iu])
     return {"mean_abs_dr": float(diff.mean()), "std_abs_dr": float(diff.std()),
-            "n_regions": int(keep.sum()), "r_original": r_o, "r_decoded": r_d}
+            "n_regions": n_regions, "r_original": r_o, "r_decoded": r_d}
+
+
+def _correlations(signals):
+    """Pearson correlations of the columns of ``signals`` (T, R); a constant column is
+    uncorrelated with every other (0) and has 1 on the diagonal."""
+    centred = signals - signals.mean(axis=0)
+    norm = np.sqrt(np.sum(centred ** 2, axis=0))
+    z = np.divide(centred, norm, out=np.zeros_like(centred), where=norm > 0)
+    r = np.clip(z.T @ z, -1.0, 1.0)
+    np.fill_diagonal(r, 1.0)
+    return r
 
 
 def n_parcels_for(mask, wanted=N_PARCELS):
@@ -152,7 +199,8 @@ class FCA(Metric):
 
     title = "Functional connectivity (FCA)"
     definition = ("|r_original - r_decompressed| over region pairs above the diagonal; "
-                  "Pearson r of detrended, standardised region signals")
+                  "Pearson r of detrended region signals (0 for a region the "
+                  "decompressed run leaves constant)")
 
     def __init__(self, name, atlas, heading, group=False):
         self.name = name
