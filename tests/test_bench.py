@@ -366,16 +366,24 @@ def test_summary_counts_wins_losses_and_out_of_reach():
         {"run": "c", "method": "icainr", "target_ratio": 10.0, "note": "out of reach"},
         {"run": "c", "method": "svd", "target_ratio": 10.0, "ratio": 10.0,
          "psnr_db": 40.0, "fca_mean_abs_dr": 0.1},
+        # run d: ours reached 10x flat in time (no FCA figure), svd has one; no method
+        # has FLA there (the metric does not apply)
+        {"run": "d", "method": "icainr", "target_ratio": 10.0, "ratio": 10.0,
+         "psnr_db": 30.0, "fca_mean_abs_dr": None},
+        {"run": "d", "method": "svd", "target_ratio": 10.0, "ratio": 10.0,
+         "psnr_db": 20.0, "fca_mean_abs_dr": 0.5},
     ]
     s = summarize(rows)
     assert s["peers"] == ["svd", "sz3", "zstd"]
-    assert s["totals"]["psnr_db"]["10.0"] == [1, 2]  # a won; b (zstd exact), c lost
-    assert s["totals"]["fca_mean_abs_dr"]["10.0"] == [0, 3]
+    assert s["totals"]["psnr_db"]["10.0"] == [2, 2]  # a, d won; b (zstd exact), c lost
+    assert s["totals"]["fca_mean_abs_dr"]["10.0"] == [0, 4]
+    assert s["totals"]["fla_mean_abs_dt"]["10.0"] == [0, 0]
     lost = {(c["run"], c["metric"]) for c in s["losses"]}
     assert ("a", "fca_mean_abs_dr") in lost and ("a", "psnr_db") not in lost
     assert next(c for c in s["losses"] if c["run"] == "c")["ours"] is None
     text = to_markdown(s)
-    assert "| PSNR in the mask | 1/3 |" in text and "c at 10x, PSNR in the mask: ours out of reach" in text
+    assert "| PSNR in the mask | 2/4 |" in text and "c at 10x, PSNR in the mask: ours out of reach" in text
+    assert "d at 10x, FCA, k-means parcels: ours no figure, svd 0.5" in text
 
 
 def test_corpus_bench_over_a_folder(tmp_path):

@@ -5,7 +5,9 @@ codec's row (method ``icainr``) is compared with the best value any peer
 reached at that target (a peer's row at the target, or a lossless peer whose
 ratio is at least ``TOLERANCE`` x the target). A cell is a *win* when the codec
 is at least as good, a *loss* otherwise (including when the codec could not
-reach the target and a peer could); cells no method reached are not counted.
+reach the target and a peer could, or reached it with no figure where a peer has
+one: the connectivity of a file flat in time); cells no method reached, or where
+no peer has the metric, are not counted.
 Every loss is listed with the numbers.
 """
 
@@ -61,7 +63,7 @@ def summarize(rows, ours=OURS):
                         continue
                     cur = best.get(metric)
                     if cur is None or (v > cur[0] if higher else v < cur[0]):
-                        best[metric] = (v, r["method"])
+                        best[metric] = (v, r["method"], r)
             if not best:
                 continue
             row = mine.get(target)
@@ -70,14 +72,20 @@ def summarize(rows, ours=OURS):
             for metric, (heading, higher) in SUMMARY_METRICS.items():
                 if metric not in best:
                     continue
-                peer_value, peer = best[metric]
+                peer_value, peer, peer_row = best[metric]
                 value = _number(row.get(metric)) if reached else None
-                if reached and value is None:
-                    continue  # the metric does not apply to this run
+                # a peer has the metric, so it applies to the run: a file of ours that
+                # reached the ratio without a figure (connectivity of a run flat in
+                # time) loses the cell, as one that did not reach it
                 win = value is not None and (value >= peer_value if higher
                                              else value <= peer_value)
                 cell = {"run": run, "target": target, "metric": metric, "ours": value,
-                        "best_peer": peer, "peer_value": peer_value, "win": win}
+                        "reached": bool(reached), "best_peer": peer,
+                        "peer_value": peer_value, "win": win}
+                counted = metric.replace("_mean_abs_dr", "_regions")
+                if counted != metric:  # FCA: how many regions vary in each decoded run
+                    cell["peer_regions"] = _number(peer_row.get(counted))
+                    cell["ours_regions"] = _number(row.get(counted)) if reached else None
                 cells.append(cell)
                 totals[metric][str(target)][0 if win else 1] += 1
                 if not win:
@@ -104,7 +112,13 @@ def to_markdown(summary):
     if summary["losses"]:
         lines += ["", "Losses:", ""]
         for c in summary["losses"]:
-            ours = "out of reach" if c["ours"] is None else f"{c['ours']:.4g}"
+            ours = (f"{c['ours']:.4g}" if c["ours"] is not None else
+                    "no figure" if c.get("reached") else "out of reach")
+            regions = ""
+            if c.get("peer_regions") is not None and c.get("ours_regions") is not None \
+                    and c["peer_regions"] != c["ours_regions"]:
+                regions = (f" (regions that vary: ours {c['ours_regions']:g}, "
+                           f"{c['best_peer']} {c['peer_regions']:g})")
             lines.append(f"- {c['run']} at {c['target']:g}x, {SUMMARY_METRICS[c['metric']][0]}: "
-                         f"ours {ours}, {c['best_peer']} {c['peer_value']:.4g}")
+                         f"ours {ours}, {c['best_peer']} {c['peer_value']:.4g}{regions}")
     return "\n".join(lines) + "\n"
