@@ -226,24 +226,6 @@ def test_default_map_rounding_keeps_region_averages():
     assert values.mean() - biased.mean() > 0.15
 
 
-def test_no_voxel_is_quantised_to_a_flat_series():
-    """A voxel whose map entries all round to zero would decode constant in time: its
-    largest entry is kept at one step, with its sign; other voxels, and a voxel with no
-    entry at all, are left as they were."""
-    from nipype_icainr.codec.factor import quantise
-
-    maps = np.array([[3.1, -0.2, 0.1],     # rounds to (2, 0, 0) at step 1.5
-                     [0.3, -0.6, 0.2],     # every entry under half a step
-                     [0.0, 0.0, 0.0],      # no signal
-                     [-0.1, 0.05, 0.7]])   # every entry under half a step
-    q = quantise.quantize_maps(maps, 1.5)
-    assert not q[1].any() and not q[3].any()
-    quantise.keep_every_voxel_moving(q, maps)
-    assert q.tolist() == [[2, 0, 0], [0, -1, 0], [0, 0, 0], [0, 0, 1]]
-    whole = quantise.quantize_all(np.ones((4, 6)), maps, 1.5)
-    assert whole.q_maps.tolist() == q.tolist()
-
-
 def test_maps_moved_towards_neighbours_stay_in_their_cells_and_get_closer():
     """A smooth map at a coarse step (most entries round to zero): the fitted weight moves
     the decoded map closer to the exact one, never out of a quantisation cell; a weight

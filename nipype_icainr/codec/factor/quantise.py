@@ -82,27 +82,6 @@ def quantize_maps(maps, step, dead_zone=None):
     return q
 
 
-def keep_every_voxel_moving(q_maps, maps):
-    """Give a voxel whose map entries all round to zero its largest entry at one step.
-
-    Such a voxel decodes flat in time (every value its mean): its temporal variance,
-    and with it any z-score, t-map or seed correlation of that voxel, is gone. On a
-    26x31x22x50 percent-signal-change run that was 11 % of the varying voxels at 50x
-    and 22 % at 200x. ``q_maps`` (N, K) is changed in place; a voxel whose entries
-    are all exactly zero stays flat.
-    """
-    if q_maps.size == 0:
-        return
-    rows = np.flatnonzero(~q_maps.any(axis=1))
-    if rows.size == 0:
-        return
-    chosen = maps[rows]
-    cols = np.abs(chosen).argmax(axis=1)
-    values = chosen[np.arange(rows.size), cols]
-    moving = values != 0
-    q_maps[rows[moving], cols[moving]] = np.where(values[moving] > 0, 1, -1)
-
-
 def pattern_steps(norms, patterns, step):
     """Step of each pattern row: ``step / ||A_k||`` (``step`` for an all-zero map).
 
@@ -160,7 +139,6 @@ def quantize_all(series, maps, step, transform="dct", dead_zone=None, board=None
     step = round_sig(max(float(step), float(np.abs(maps).max(initial=0.0)) / (MAX_SYMBOL - 1),
                          1e-30), direction=1)
     q_maps = quantize_maps(maps, step, dead_zone)
-    keep_every_voxel_moving(q_maps, maps)
     maps_hat = q_maps.astype(np.float64) * step
     weights = None
     if board is not None and board.move_maps:
