@@ -73,6 +73,32 @@ def test_interfaces_refuse_mismatched_runs(bold_file, tmp_path):
         iface.run(cwd=str(tmp_path))
 
 
+def test_connectivity_of_a_run_flat_in_time_is_left_undefined(bold_file, tmp_path):
+    """A decompressed run that keeps no time course (every voxel its mean) has no
+    region-to-region correlation to compare: the interface runs, leaves the figures
+    undefined and its JSON says why."""
+    import json
+
+    import nibabel as nib
+    from nipype.interfaces.base import isdefined
+
+    from nipype_icainr.interfaces import ConnectivityQC
+
+    img = nib.load(bold_file)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    flat = np.repeat(data.mean(axis=-1, keepdims=True), data.shape[-1], axis=-1)
+    flat_file = tmp_path / "flat.nii.gz"
+    out = nib.Nifti1Image(flat, img.affine)
+    out.header.set_zooms(img.header.get_zooms())
+    out.header.set_xyzt_units("mm", "sec")
+    out.to_filename(str(flat_file))
+    res = ConnectivityQC(original=bold_file, decompressed=str(flat_file), atlas="compact",
+                         n_parcels=8).run(cwd=str(tmp_path))
+    assert not isdefined(res.outputs.mean_abs_dr)
+    record = json.loads(open(res.outputs.out_json).read())
+    assert "fewer than two regions have signal in the decoded run" in json.dumps(record)
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -167,6 +167,10 @@ class _MetricInterface(SimpleInterface):
         if record["figure"]:
             self._results["out_figure"] = record["figure"]
         self._set_outputs(record)
+        # a figure the metric could not compute (FCA of a run flat in time) stays
+        # undefined; the JSON's note says why
+        for key in [k for k, v in self._results.items() if v is None]:
+            del self._results[key]
         return runtime
 
     def _metric_name(self):
