@@ -171,7 +171,8 @@ def test_maps_moved_towards_neighbours_beat_plain_reconstruction(tmp_path):
 
 def _with_and_without_layer(path, inp, ratio, tmp_path):
     """``{"layer": (PSNR, compact FCA), "none": ...}`` of the default preset at ``ratio``,
-    and of the same with ``regional_share: 0``, through ``compress``/``decompress``;
+    and of the same with ``regional_share: 0``, through ``compress``/``decompress``
+    (FCA infinite for a decoded run flat in time, which has none);
     asserts that each file fits and holds the regional section exactly when expected."""
     import nibabel as nib
 
@@ -192,8 +193,11 @@ def _with_and_without_layer(path, inp, ratio, tmp_path):
         decompress(str(out), str(back))
         decoded = nib.load(str(back))
         psnr = metrics.psnr(inp.data, np.asarray(decoded.dataobj, dtype=np.float64), inp.mask)
-        fca = fca_from_signals(original, region_signals(decoded, mask_img, labels))
-        results[name] = (psnr, fca["mean_abs_dr"])
+        try:
+            fca = fca_from_signals(original, region_signals(decoded, mask_img, labels))["mean_abs_dr"]
+        except ValueError:  # flat in time: no region varies, no connectivity at all
+            fca = math.inf
+        results[name] = (psnr, fca)
     return results
 
 
@@ -241,8 +245,8 @@ def test_a_run_of_few_components_keeps_regional_dynamics(name, block, tmp_path):
     and at most two components; one makes every region-to-region correlation +-1, two
     put every region's series in one plane. The regional layer is given the room it
     needs: correlations between spatially compact parcels come back at least twice as
-    close as without the layer, for at most 2 dB (measured: qap FCA 0.23 against 0.74,
-    40.26 against 40.68 dB; HAPPYTEST 0.25 against 0.91, 32.18 against 32.38 dB)."""
+    close as without the layer, for at most 2 dB (measured: qap FCA 0.23 against 0.62,
+    40.26 against 40.68 dB; HAPPYTEST 0.25 against 0.87, 32.18 against 32.38 dB)."""
     path, _ = _write_cut(tmp_path, name, block)
     results = _with_and_without_layer(path, _load_path(str(path)), 100, tmp_path)
     assert results["layer"][0] > results["none"][0] - 2.0
@@ -286,8 +290,8 @@ def test_of_two_masks_the_one_that_keeps_dynamics_is_kept(tmp_path):
     alone, flat in time; coding every varying voxel (no mask to send) leaves room for the
     regional layer too. The encoder, choosing between the two codings, keeps the one with
     dynamics although its error is larger: compact-parcel FCA at least twice as close as
-    without the layer, for at most 3 dB (measured: 0.25 against 1.01, 23.67 against
-    26.04 dB)."""
+    without the layer, for at most 3 dB (measured: 0.20, where the file without the layer
+    is flat in time and has no connectivity to score, 23.67 against 25.14 dB)."""
     # as benchmarks/small_cuts.py writes it: at 720 bytes, the name's length in the
     # header is enough to move the choice
     path, _ = _write_cut(tmp_path, "rapidtide__sub-HAPPYTEST.nii.gz", HAPPY_CUT,
