@@ -28,8 +28,6 @@ import json
 import os
 import sys
 
-import numpy as np
-
 from nipype_icainr.bench.data import load_input
 from nipype_icainr.bench.methods import make_method
 from nipype_icainr.bench.reference import Reference
@@ -147,5 +145,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()

@@ -63,16 +63,14 @@ def region_signals(img, mask_img, labels_img=None, coords=None, radius=6.0):
 
 
 def _detrended(raw):
-    """``raw`` (T, R) minus each column's least-squares line; constant columns all zero."""
-    n_t = raw.shape[0]
-    if n_t < 2:
+    """``raw`` (T, R) minus each column's least-squares line (``scipy.signal.detrend``);
+    constant columns all zero."""
+    from scipy.signal import detrend
+
+    if raw.shape[0] < 2:
         return np.zeros_like(raw)
-    t = np.arange(n_t, dtype=np.float64)
-    t -= t.mean()
-    level = raw.mean(axis=0)
-    centred = raw - level
-    out = centred - np.outer(t, t @ centred / (t @ t))
-    flat = out.std(axis=0) <= FLAT_RELATIVE * np.maximum(np.abs(level), 1e-300)
+    out = detrend(raw, axis=0, type="linear")
+    flat = out.std(axis=0) <= FLAT_RELATIVE * np.maximum(np.abs(raw.mean(axis=0)), 1e-300)
     out[:, flat] = 0.0
     return out
 

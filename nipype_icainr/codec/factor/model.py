@@ -360,9 +360,10 @@ class FactorModel(SeriesModel):
     def describe(self, part):
         if not self.keeps_dynamics(part):
             return "coded factorization, K=0: the mean frame alone (no time course)"
-        text = (f"coded factorization, K={part['n_components']} voxel maps x activation "
-                f"patterns, step {part['step']:.4g}")
-        if not part["n_components"]:
+        if part["n_components"]:
+            text = (f"coded factorization, K={part['n_components']} voxel maps x activation "
+                    f"patterns, step {part['step']:.4g}")
+        else:
             text = "coded factorization, K=0: the mean frame"
         if "regional_block" in part:
             x, y, z = part["regional_block"]
