@@ -81,21 +81,42 @@ def test_lossless_peers_are_exact(small, name):
     assert small.raw_bytes / len(blob) > 1.5
 
 
-@pytest.mark.parametrize("name", LOSSY)
-def test_lossy_peer_search_lands_on_the_ratio(small, name):
+#: libx264 and libx265 run worker threads inside the process that encodes; x265 has
+#: known data races between them (ThreadSanitizer reports in its tracker), and a test
+#: process once died with a segmentation fault right after the H.265 case. The video
+#: peers' cases therefore run in a child process, so that a crash of the peer's library
+#: fails that case alone instead of the whole suite
+VIDEO = {"h264", "h265"}
+
+
+def _peer_search_case(name, small):
+    """Search ``name``'s knob for ``TARGET``, encode and decode: what the test checks."""
     method = make_method(name, small.context())
     choice = method.search(small.data, small.mask, TARGET, small.raw_bytes, _quality(small))
     blob = method.encode(small.data, small.mask, choice.knob)
-    if name == "h265":  # libx265's size varies by a few bytes between runs
-        assert abs(len(blob) - choice.n_bytes) <= 0.01 * choice.n_bytes
-    else:  # deterministic: the child re-encodes the same bytes
-        assert len(blob) == choice.n_bytes
-    ratio = metrics.compression_ratio(small.raw_bytes, len(blob))
-    assert ratio >= TOLERANCE * TARGET
     out = method.decode(blob)
-    assert out.shape == small.shape and np.isfinite(out).all()
-    assert 20.0 < _quality(small)(out) < float("inf")
-    assert choice.evaluations and all("bytes" in e for e in choice.evaluations)
+    return {"choice_bytes": choice.n_bytes, "evaluations": choice.evaluations,
+            "n_bytes": len(blob), "shape": out.shape, "finite": bool(np.isfinite(out).all()),
+            "quality": _quality(small)(out)}
+
+
+@pytest.mark.parametrize("name", LOSSY)
+def test_lossy_peer_search_lands_on_the_ratio(small, name):
+    if name in VIDEO:
+        from nipype_icainr.bench.measure import run_in_child
+
+        case = run_in_child(_peer_search_case, name, small)
+    else:
+        case = _peer_search_case(name, small)
+    if name == "h265":  # libx265's size varies by a few bytes between runs
+        assert abs(case["n_bytes"] - case["choice_bytes"]) <= 0.01 * case["choice_bytes"]
+    else:  # deterministic: the re-encode gives the same bytes
+        assert case["n_bytes"] == case["choice_bytes"]
+    ratio = metrics.compression_ratio(small.raw_bytes, case["n_bytes"])
+    assert ratio >= TOLERANCE * TARGET
+    assert case["shape"] == small.shape and case["finite"]
+    assert 20.0 < case["quality"] < float("inf")
+    assert case["evaluations"] and all("bytes" in e for e in case["evaluations"])
 
 
 def test_svd_peer_codes_a_zscored_run_at_full_rank():
