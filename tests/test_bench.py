@@ -133,6 +133,28 @@ def test_svd_peer_codes_a_zscored_run_at_full_rank():
     assert metrics.psnr(zscored, decoded, mask) > 20
 
 
+def _h265_round_trip(data):
+    method = make_method("h265", {"video_preset": "medium"})
+    mask = np.ones(data.shape[:3], bool)
+    return method.decode(method.encode(data, mask, {"crf": 20.0}))
+
+
+def test_h265_codes_widths_its_encoder_mishandles():
+    """libx265 aborted the process (heap corruption) on every picture 33 to 48 pixels
+    wide; the frames are padded past that width and cropped back on decode. Run in a
+    child, so that a regression fails this test alone."""
+    from nipype_icainr.bench.measure import run_in_child
+    from nipype_icainr.bench.video import picture_size
+
+    assert picture_size(40, 40, "libx265") == (40, 64)
+    assert picture_size(40, 40, "libx264") == (40, 40)
+    assert picture_size(7, 49, "libx265") == (16, 50)
+    data = synthetic_bold((12, 40, 4, 12))[1].astype(np.float64)
+    out = run_in_child(_h265_round_trip, data)
+    assert out.shape == data.shape
+    assert metrics.psnr(data, out, np.ones(data.shape[:3], bool)) > 30
+
+
 def test_video_uses_the_highest_bit_depths():
     from nipype_icainr.bench.video import pick_format
 

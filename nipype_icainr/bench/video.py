@@ -2,7 +2,9 @@
 
 Each z slice is one clip of T frames, frame ``t`` being the image
 ``data[:, :, z, t]`` (rows x, columns y), padded by edge replication to even
-sizes of at least 16 (libx265's smallest picture). Intensities are mapped linearly to the encoder's full range at the
+sizes of at least 16 (libx265's smallest picture), and for libx265 to a width of 64
+where it would be 33 to 48 (see ``picture_size``). Intensities are mapped linearly to
+the encoder's full range at the
 highest bit depth it takes, ``u = round((v - lo_z) / (hi_z - lo_z) * (2**b - 1))``
 with ``lo_z``/``hi_z`` the slice's minimum and maximum (float64, stored per
 slice in the header):
@@ -17,8 +19,7 @@ Encoder settings: constant rate factor ``crf`` (the knob, a float), ``preset``
 (context ``video_preset``, default ``veryslow``: the strongest; on the
 studyforrest run it beat ``medium`` by about 0.6 dB (x265) and 0.7 dB (x264) at
 equal ratio, but takes 10-15x longer), ``tune=psnr`` (no psycho-visual tuning,
-which trades fidelity for perceived sharpness), ``tune=psnr`` (no psycho-visual tuning, which trades fidelity for
-perceived sharpness), one key frame per clip (GOP = T). SEI NAL units (the
+which trades fidelity for perceived sharpness), one key frame per clip (GOP = T). SEI NAL units (the
 encoder's settings banner, never needed to decode) are dropped; the clips'
 Annex B streams are concatenated with their lengths and zstd-compressed
 (level 19), which only removes the repeated parameter sets.
@@ -52,8 +53,23 @@ PREFERRED = {
 DECODER = {"libx265": "hevc", "libx264": "h264"}
 #: frames are padded to at least this size (libx265 rejects images under 16x16)
 MIN_SIZE = 16
+#: libx265 (PyAV 18.1's wheel) corrupts the heap, and the process aborts, on pictures
+#: whose width is 33 to 48 pixels, whatever their height, pixel format, preset or
+#: threading (widths 16 to 130 tried, on 20-frame clips); such widths are padded to 64
+X265_BAD_WIDTHS = range(33, 49)
+X265_SAFE_WIDTH = 64
 #: the fast preset the CRF search scouts with before refining with the final preset
 SCOUT_PRESET = "medium"
+
+
+def picture_size(n_rows, n_columns, encoder):
+    """``(height, width)`` of the frames that carry an ``n_rows`` x ``n_columns`` image:
+    even, at least ``MIN_SIZE``, and for libx265 outside ``X265_BAD_WIDTHS``."""
+    height = max(MIN_SIZE, n_rows + n_rows % 2)
+    width = max(MIN_SIZE, n_columns + n_columns % 2)
+    if encoder == "libx265" and width in X265_BAD_WIDTHS:
+        width = X265_SAFE_WIDTH
+    return height, width
 
 
 def pick_format(encoder):
@@ -175,7 +191,7 @@ class _Video(Method):
         fmt, bits = pick_format(self.encoder)
         top = float((1 << bits) - 1)
         nx, ny, nz, nt = arr.shape
-        px, py = max(MIN_SIZE, nx + nx % 2), max(MIN_SIZE, ny + ny % 2)
+        px, py = picture_size(nx, ny, self.encoder)
         los, scales, clips = [], [], []
         for z in range(nz):
             sl = arr[:, :, z, :]
