@@ -62,7 +62,12 @@ def encode_mean_frame(mean, step, mask=None, background_step=1, lo=None, effort=
     background_step = int(round(background_step))
     if mask is not None and background_step > 1:
         outside = ~np.asarray(mask, dtype=bool)
-        q[outside] = np.clip(np.round(q[outside] / background_step) * background_step, 0, 65535)
+        # rounded once, from the values: rounding the fine levels again to multiples
+        # added up to a fine step more (on a 26x31x22 MNI run at a multiple of 2, an
+        # RMS error of 83.8 against the 63.8 of a step twice as coarse)
+        coarse = step * background_step
+        q[outside] = np.clip(np.round((mean[outside] - lo) / coarse) * background_step,
+                             0, 65535)
     q = q.astype(np.uint16)
     payload = imagecodecs.jpegxl_encode(_mosaic(q), lossless=True, effort=effort)
     return codestream(bytes(payload)), lo, lo + q.astype(np.float64) * step
