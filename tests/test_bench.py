@@ -457,3 +457,36 @@ def test_corpus_bench_over_a_folder(tmp_path):
     assert {c["run"] for c in cells} == {"a_bold", "b"}
     md = (tmp_path / "out" / "bench_c.md").read_text()
     assert "## Wins and losses of the default preset" in md
+
+
+def test_a_peer_that_aborts_while_searching_is_one_cells_error(tmp_path, monkeypatch):
+    """libx265 once aborted the benchmark's own process during a knob search, and every
+    run after it was lost. The search runs in a child: a native abort there (here
+    ``os.abort``, what glibc calls on heap corruption) is that cell's error note, and
+    the other methods and runs go on."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from nipype_icainr.bench import measure
+    from nipype_icainr.bench.runner import run_bench
+
+    with pytest.raises(BrokenProcessPool):
+        measure.run_in_child(os.abort)
+
+    searched = measure.search_in_child
+
+    def aborting(name, *args):
+        if name == "svd":
+            return measure.run_in_child(os.abort)
+        return searched(name, *args)
+
+    monkeypatch.setattr(measure, "search_in_child", aborting)
+    img, raw = synthetic_bold(shape=(12, 12, 8, 24), seed=8)
+    path = tmp_path / "a_bold.nii.gz"
+    save_with_scaling(img, raw, str(path))
+    res = run_bench([str(path)], ratios=[8.0], methods=["svd", "zstd", "icainr"],
+                    out_dir=str(tmp_path / "out"), tag="a", plots=False)
+    by_method = {r["method"]: r for r in res["rows"]}
+    assert "BrokenProcessPool" in by_method["svd"]["note"]
+    assert by_method["svd"].get("bytes") is None
+    assert by_method["icainr"]["ratio"] >= TOLERANCE * 8.0  # the methods after it ran
+    assert by_method["zstd"]["psnr_db"] == float("inf")

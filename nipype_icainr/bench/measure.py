@@ -1,10 +1,16 @@
-"""Compress and decompress each method in a fresh child process: time and peak memory.
+"""Search, compress and decompress each method in a fresh child process: time and peak
+memory, and a peer library's crash contained.
 
 Each step runs in a new process from a ``forkserver`` context (a plain
 ``fork`` of a parent that has started torch's threads can deadlock), with
 ``max_workers=1`` and one task per process. The input reaches the child as a
 ``.npy`` file opened with ``mmap_mode='r'`` (no pickled copy, so the child
 starts small), the payload and the decoded array go back through files.
+
+The knob search runs in a child too (``search_in_child``), untimed: the peers'
+native libraries run in the searching process, and one of them aborting (libx265
+corrupted its heap on pictures 33 to 48 pixels wide) took the whole benchmark with
+it; now it is that cell's error.
 
 Reported per step:
 
@@ -57,6 +63,22 @@ def _child_decompress(name, context, payload_path, out_path):
     return {"seconds": seconds, "peak_mb": _peak_mb()}
 
 
+def _child_search(name, context, data_path, mask_path, target, raw_bytes):
+    from .. import metrics
+    from ..io import as_written
+    from .methods import make_method
+
+    data = np.load(data_path)
+    mask = np.load(mask_path)
+    dtype = np.dtype(context["dtype"])
+
+    def quality(decoded):  # the runner's: PSNR in the mask of the run as written
+        return metrics.psnr(data, as_written(decoded, dtype, context["slope"],
+                                             context["inter"]), mask)
+
+    return make_method(name, context).search(data, mask, target, raw_bytes, quality)
+
+
 def _jsonable(info):
     out = {}
     for k, v in (info or {}).items():
@@ -74,6 +96,13 @@ def run_in_child(fn, *args):
     ctx = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         return pool.submit(fn, *args).result()
+
+
+def search_in_child(name, context, data_path, mask_path, target, raw_bytes):
+    """``make_method(name, context).search`` in a child, with the runner's quality
+    function (PSNR in the mask of the run as written); returns the ``Choice``."""
+    return run_in_child(_child_search, name, context, os.fspath(data_path),
+                        os.fspath(mask_path), target, raw_bytes)
 
 
 def compress_in_child(name, context, data_path, mask_path, knob, out_path):

@@ -218,9 +218,6 @@ def _bench_run(path, events, is_haxby, names, ratios, inr_steps, extra_context, 
         np.save(data_path, inp.data)
         np.save(mask_path, inp.mask)
 
-        def quality(decoded):
-            return metrics.psnr(inp.data, inp.as_written(decoded), inp.mask)
-
         for method_name in names:
             method = make_method(method_name, context)
             meta["knobs"][method_name] = method.knob_doc
@@ -230,7 +227,7 @@ def _bench_run(path, events, is_haxby, names, ratios, inr_steps, extra_context, 
                                                     " (lossless)")
                 row = _row(name, method_name, target)
                 try:
-                    _evaluate(method, method_name, target, inp, ref, context, quality,
+                    _evaluate(method, method_name, target, inp, ref, context,
                               data_path, mask_path, tmp, row, details, where,
                               compress_in_child, decompress_in_child)
                 except (OutOfReach, CodecOutOfReach) as exc:  # a peer's, or the codec's
@@ -244,11 +241,13 @@ def _bench_run(path, events, is_haxby, names, ratios, inr_steps, extra_context, 
                 save()
 
 
-def _evaluate(method, name, target, inp, ref, context, quality, data_path, mask_path, tmp,
+def _evaluate(method, name, target, inp, ref, context, data_path, mask_path, tmp,
               row, details, where, compress_in_child, decompress_in_child):
+    from .measure import search_in_child
+
     log(f"{where}: searching the knob")
     t0 = time.perf_counter()
-    choice = method.search(inp.data, inp.mask, target, inp.raw_bytes, quality)
+    choice = search_in_child(name, context, data_path, mask_path, target, inp.raw_bytes)
     row["search_s"] = time.perf_counter() - t0
     row["knob"] = method.label(choice.knob)
     notes = [choice.note] if choice.note else []
