@@ -19,7 +19,9 @@ Encoder settings: constant rate factor ``crf`` (the knob, a float), ``preset``
 (context ``video_preset``, default ``veryslow``: the strongest; on the
 studyforrest run it beat ``medium`` by about 0.6 dB (x265) and 0.7 dB (x264) at
 equal ratio, but takes 10-15x longer), ``tune=psnr`` (no psycho-visual tuning,
-which trades fidelity for perceived sharpness), one key frame per clip (GOP = T). SEI NAL units (the
+which trades fidelity for perceived sharpness), one key frame per clip (GOP = T);
+libx265 single-threaded (its thread pool crashed the process at random, see
+``_encode_clip``). SEI NAL units (the
 encoder's settings banner, never needed to decode) are dropped; the clips'
 Annex B streams are concatenated with their lengths and zstd-compressed
 (level 19), which only removes the repeated parameter sets.
@@ -167,7 +169,12 @@ class _Video(Method):
         ctx.gop_size = n_t
         opts = {"crf": f"{crf:.3f}", "preset": self.preset, "tune": "psnr"}
         if self.encoder == "libx265":
-            opts["x265-params"] = f"log-level=none:info=0:keyint={n_t}:min-keyint={n_t}"
+            # single-threaded: with its thread pool, libx265 crashed the process at random
+            # (2 of 18 runs of 120 clips at preset medium, a segmentation fault or heap
+            # corruption; none in 20 runs single-threaded). At veryslow it already ran on
+            # one core here, and wrote the same bytes in the same time either way
+            opts["x265-params"] = (f"log-level=none:info=0:keyint={n_t}:min-keyint={n_t}"
+                                   ":pools=none:frame-threads=1:lookahead-threads=0")
         else:
             opts["x264-params"] = f"keyint={n_t}:min-keyint={n_t}"
         ctx.options = opts
