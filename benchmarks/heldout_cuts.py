@@ -29,12 +29,21 @@ import sys
 import numpy as np
 
 
-def _save(values, like, path, dtype, zooms=None, affine=None):
+def _save(values, source, path, dtype, spatial=None, zooms=None, affine=None):
+    """Write ``values`` with ``source``'s header: its qform/sform codes (native runs stay
+    native, so the benchmark gives them no Power-2011 spheres), an affine that follows
+    the ``spatial`` cut (nibabel's slicer), the given stored dtype and zooms."""
     import nibabel as nib
 
-    img = nib.Nifti1Image(values, like.affine if affine is None else affine)
+    if affine is None:
+        affine = source.slicer[spatial].affine if spatial is not None else source.affine
+    header = source.header.copy()
+    img = nib.Nifti1Image(values, affine, header)
+    img.set_sform(affine, code=int(header["sform_code"]))
+    img.set_qform(affine, code=int(header["qform_code"]))
     img.header.set_data_dtype(dtype)
-    img.header.set_zooms(zooms or like.header.get_zooms()[:4])
+    img.header.set_slope_inter(1.0, 0.0)
+    img.header.set_zooms(zooms or source.header.get_zooms()[:4])
     img.header.set_xyzt_units("mm", "sec")
     img.to_filename(path)
     print(f"wrote {path}: {values.shape} {np.dtype(dtype).name}")
@@ -63,12 +72,16 @@ def main(argv=None):
           affine=affine)
 
     happy = nib.load(os.path.join(corpus, "rapidtide__sub-HAPPYTEST.nii.gz"))
-    cut = np.asarray(happy.dataobj.get_unscaled()[12:52, 25:65, 17:47, ::2])
-    _save(cut.astype(np.int16), happy, path("happy_block_int16"), np.int16)
+    block = np.s_[12:52, 25:65, 17:47]
+    cut = np.asarray(happy.dataobj.get_unscaled()[block + (slice(None, None, 2),)])
+    zooms = happy.header.get_zooms()[:3] + (2 * happy.header.get_zooms()[3],)
+    _save(cut.astype(np.int16), happy, path("happy_block_int16"), np.int16, spatial=block,
+          zooms=zooms)
 
     rt = nib.load(os.path.join(corpus, "rapidtide__sub-RAPIDTIDETEST.nii.gz"))
-    cut = np.asarray(rt.dataobj.get_unscaled()[:, :, 8:20, 180:])
-    _save(cut.astype(np.int16), rt, path("rt_tail_int16"), np.int16)
+    block = np.s_[:, :, 8:20]
+    cut = np.asarray(rt.dataobj.get_unscaled()[block + (slice(180, None),)])
+    _save(cut.astype(np.int16), rt, path("rt_tail_int16"), np.int16, spatial=block)
 
     from nilearn.image import resample_img
 
@@ -79,6 +92,9 @@ def main(argv=None):
     target = sf.affine[:3, :3] * scale
     resampled = resample_img(sf, target_affine=target, interpolation="linear",
                              force_resample=True, copy_header=True)
+    # still the scanner's space: the source's codes, not the "aligned" nilearn sets
+    resampled.set_sform(resampled.affine, code=int(sf.header["sform_code"]))
+    resampled.set_qform(resampled.affine, code=int(sf.header["qform_code"]))
     values = np.asarray(resampled.dataobj, dtype=np.float32)[..., :80]
     zooms = tuple(float(z) for z in np.abs(np.diag(resampled.affine)[:3]))
     _save(values, resampled, path("sf_6mm_f32"), np.float32,
