@@ -5,7 +5,8 @@ Each step runs in a new process from a ``forkserver`` context (a plain
 ``fork`` of a parent that has started torch's threads can deadlock), with
 ``max_workers=1`` and one task per process. The input reaches the child as a
 ``.npy`` file opened with ``mmap_mode='r'`` (no pickled copy, so the child
-starts small), the payload and the decoded array go back through files.
+starts small; the search loads it whole), the payload and the decoded array go back
+through files.
 
 The knob search runs in a child too (``search_in_child``), untimed: the peers'
 native libraries run in the searching process, and one of them aborting (libx265

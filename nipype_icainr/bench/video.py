@@ -171,7 +171,7 @@ class _Video(Method):
         if self.encoder == "libx265":
             # single-threaded: with its thread pool, libx265 crashed the process at random
             # (2 of 18 runs of 120 clips at preset medium, a segmentation fault or heap
-            # corruption; none in 20 runs single-threaded). At veryslow it already ran on
+            # corruption; none in 30 runs single-threaded). At veryslow it already ran on
             # one core here, and wrote the same bytes in the same time either way
             opts["x265-params"] = (f"log-level=none:info=0:keyint={n_t}:min-keyint={n_t}"
                                    ":pools=none:frame-threads=1:lookahead-threads=0")
