@@ -29,21 +29,27 @@ import sys
 import numpy as np
 
 
-def _save(values, source, path, dtype, spatial=None, zooms=None, affine=None):
+def _save(values, source, path, dtype, spatial=None, tr=None, affine=None):
     """Write ``values`` with ``source``'s header: its qform/sform codes (native runs stay
     native, so the benchmark gives them no Power-2011 spheres), an affine that follows
-    the ``spatial`` cut (nibabel's slicer), the given stored dtype and zooms."""
+    the ``spatial`` cut (nibabel's slicer) and the source's voxel sizes, or ``affine``
+    and the voxel sizes read off it; the given stored dtype and TR (default the
+    source's)."""
     import nibabel as nib
 
     if affine is None:
         affine = source.slicer[spatial].affine if spatial is not None else source.affine
+        voxels = tuple(source.header.get_zooms()[:3])
+    else:
+        voxels = tuple(nib.affines.voxel_sizes(affine))
     header = source.header.copy()
     img = nib.Nifti1Image(values, affine, header)
     img.set_sform(affine, code=int(header["sform_code"]))
     img.set_qform(affine, code=int(header["qform_code"]))
     img.header.set_data_dtype(dtype)
     img.header.set_slope_inter(1.0, 0.0)
-    img.header.set_zooms(zooms or source.header.get_zooms()[:4])
+    tr = float(source.header.get_zooms()[3]) if tr is None else tr
+    img.header.set_zooms(voxels + (tr,))
     img.header.set_xyzt_units("mm", "sec")
     img.to_filename(path)
     print(f"wrote {path}: {values.shape} {np.dtype(dtype).name}")
@@ -66,17 +72,14 @@ def main(argv=None):
     qap = nib.load(os.path.join(corpus, "qap__functional_scan.nii.gz"))
     block = np.asarray(qap.dataobj[:50, :50, :, :40], dtype=np.float32)
     down = block.reshape(25, 2, 25, 2, 28, 40).mean(axis=(1, 3)).astype(np.float32)
-    zx, zy, zz, tr = qap.header.get_zooms()[:4]
     affine = qap.affine @ np.diag([2.0, 2.0, 1.0, 1.0])
-    _save(down, qap, path("qap_down_f32"), np.float32, zooms=(2 * zx, 2 * zy, zz, tr),
-          affine=affine)
+    _save(down, qap, path("qap_down_f32"), np.float32, affine=affine)
 
     happy = nib.load(os.path.join(corpus, "rapidtide__sub-HAPPYTEST.nii.gz"))
     block = np.s_[12:52, 25:65, 17:47]
     cut = np.asarray(happy.dataobj.get_unscaled()[block + (slice(None, None, 2),)])
-    zooms = happy.header.get_zooms()[:3] + (2 * happy.header.get_zooms()[3],)
     _save(cut.astype(np.int16), happy, path("happy_block_int16"), np.int16, spatial=block,
-          zooms=zooms)
+          tr=2 * float(happy.header.get_zooms()[3]))
 
     rt = nib.load(os.path.join(corpus, "rapidtide__sub-RAPIDTIDETEST.nii.gz"))
     block = np.s_[:, :, 8:20]
@@ -96,9 +99,8 @@ def main(argv=None):
     resampled.set_sform(resampled.affine, code=int(sf.header["sform_code"]))
     resampled.set_qform(resampled.affine, code=int(sf.header["qform_code"]))
     values = np.asarray(resampled.dataobj, dtype=np.float32)[..., :80]
-    zooms = tuple(float(z) for z in np.abs(np.diag(resampled.affine)[:3]))
-    _save(values, resampled, path("sf_6mm_f32"), np.float32,
-          zooms=zooms + (float(sf.header.get_zooms()[3]),))
+    _save(values, resampled, path("sf_6mm_f32"), np.float32, affine=resampled.affine,
+          tr=float(sf.header.get_zooms()[3]))
 
 
 if __name__ == "__main__":
