@@ -183,7 +183,7 @@ def _bench_run(path, events, is_haxby, names, ratios, inr_steps, extra_context, 
     import pandas as pd
 
     from .data import load_input
-    from .measure import compress_in_child, decompress_in_child
+    from .measure import compress_in_child, decompress_in_child, search_in_child
     from .reference import Reference
 
     name = run_name(path)
@@ -229,7 +229,7 @@ def _bench_run(path, events, is_haxby, names, ratios, inr_steps, extra_context, 
                 try:
                     _evaluate(method, method_name, target, inp, ref, context,
                               data_path, mask_path, tmp, row, details, where,
-                              compress_in_child, decompress_in_child)
+                              search_in_child, compress_in_child, decompress_in_child)
                 except (OutOfReach, CodecOutOfReach) as exc:  # a peer's, or the codec's
                     row["note"] = f"target out of reach: {exc}"
                     log(f"{where}: {row['note']}")
@@ -242,9 +242,8 @@ def _bench_run(path, events, is_haxby, names, ratios, inr_steps, extra_context, 
 
 
 def _evaluate(method, name, target, inp, ref, context, data_path, mask_path, tmp,
-              row, details, where, compress_in_child, decompress_in_child):
-    from .measure import search_in_child
-
+              row, details, where, search_in_child, compress_in_child,
+              decompress_in_child):
     log(f"{where}: searching the knob")
     t0 = time.perf_counter()
     choice = search_in_child(name, context, data_path, mask_path, target, inp.raw_bytes)
