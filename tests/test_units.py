@@ -445,3 +445,33 @@ def test_step_refinement_lands_under_the_budget_from_above(monkeypatch):
         fit = search.refine(flat, flat, budget, None, guess, tolerance=0.011, max_evals=3,
                             slope=-0.6)
         assert budget * (1 - 0.05) <= len(fit["payload"]) <= budget
+
+
+def test_the_background_multiple_keeps_the_background_within_its_target():
+    """The multiple is measured on the values, not estimated as a uniform error: a
+    background of one level half a coarse step from the grid (here 173.2 above the
+    frame's minimum, at the multiple the estimate step * m / sqrt(12) <= 100 gives) comes
+    back 173 off under the estimate."""
+    from nipype_icainr.codec.frame import background_error, background_multiple
+
+    auto = {"background_step": "auto"}
+    mean = np.concatenate([np.full(500, 173.2), np.linspace(0.0, 900.0, 200)])
+    mask = np.zeros(mean.shape, dtype=bool)
+    mask[500:] = True
+    estimate = int(np.sqrt(12.0) * 100.0 / 1.0)
+    assert background_error(mean[~mask], 1.0, 0.0, estimate) > 100.0
+    multiple = background_multiple(mean, mask, 1.0, 0.0, 100.0, auto)
+    assert multiple > 1 and background_error(mean[~mask], 1.0, 0.0, multiple) <= 100.0
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        step, target = rng.uniform(1.0, 20.0), rng.uniform(1.0, 200.0)
+        mean = np.concatenate([rng.choice(rng.uniform(0, 500, 4), 800) + rng.normal(0, 2, 800),
+                               rng.uniform(0, 900, 300)])
+        mask = np.zeros(mean.shape, dtype=bool)
+        mask[800:] = True
+        lo = float(mean.min())
+        multiple = background_multiple(mean, mask, step, lo, target, auto)
+        # a multiple of 1 is the mean frame's own step: nothing finer to fall back to
+        assert multiple == 1 or background_error(mean[~mask], step, lo, multiple) <= target
+    assert background_multiple(mean, mask, 1.0, 0.0, 5.0, {"background_step": 7.0}) == 7.0

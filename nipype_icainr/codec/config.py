@@ -35,7 +35,9 @@ background_step : float >= 1 or "auto"
     Mean-frame step outside the series' voxels, in multiples of the mean step.
     The series there is not coded (the decoder writes the mean frame), so a
     coarse background saves bytes for the brain. "auto": the largest multiple
-    whose worst error (half a step) stays under the series' RMS error.
+    that keeps the background's mean within the coded voxels' RMS error
+    (measured on the file's own coding, rounded again if it comes back closer),
+    or within the background's median fluctuation in time where that is larger.
 """
 
 from importlib import resources
