@@ -16,7 +16,13 @@ N_PARCELS = 39
 
 
 def in_standard_space(img):
-    """True when the run's sform or qform says aligned, Talairach or MNI (codes 2-4)."""
+    """True when the run's sform or qform says aligned, Talairach or MNI (codes 2-4).
+
+    Code 2 ("aligned to another file") is what SPM writes for a normalised run
+    (nipy's and pyhrf's MNI runs carry it). nibabel also writes 2 for any image
+    made from an array and an affine, so a native run saved that way reads as
+    standard space: give ``in_mni`` to ``Reference`` where that matters.
+    """
     hdr = img.header
     return int(hdr["sform_code"]) in (2, 3, 4) or int(hdr["qform_code"]) in (2, 3, 4)
 

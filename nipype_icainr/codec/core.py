@@ -32,7 +32,7 @@ from .config import stored_config
 from .container import NAN_SECTION, pack, unpack
 from .errors import ICAINRError, OutOfReach
 from .frame import (background_multiple, decode_mean_frame, encode_mean_frame,
-                    mean_frame_step, mean_options)
+                    frame_origin, mean_frame_step, mean_options)
 from .header import header_block, image_record, round_sig, validate_header
 from .reconstruction import Reconstruction, StoredReconstruction  # noqa: F401 (api uses them)
 from .runs import ArrayRun, VolumeRun
@@ -264,7 +264,7 @@ BACKGROUND_REFITS = 2
 BACKGROUND_STEPS = 16
 
 
-def _cheapest_background(mean, mask, step, lo, target, multiple_at):
+def _cheapest_background(mean, mask, step, zero_level, target, multiple_at):
     """The mean frame's step, at most ``step``, and background multiple
     (``multiple_at(step)``) that code the frame in the fewest bytes (JPEG XL at
     effort 3, as ``mean_options`` prices it) with the background within ``target``
@@ -280,13 +280,26 @@ def _cheapest_background(mean, mask, step, lo, target, multiple_at):
     for i in range(BACKGROUND_STEPS + 1):
         s = round_sig(step * 2.0 ** (-i / BACKGROUND_STEPS), 1)
         multiple = multiple_at(s)
-        payload, _, decoded = encode_mean_frame(mean, s, mask, multiple, lo=lo, effort=3)
+        payload, _, decoded = encode_mean_frame(
+            mean, s, mask, multiple, lo=frame_origin(mean.min(), s, zero_level), effort=3,
+            zero_level=zero_level)
         key = (_background_rms(mean, mask, decoded) > target, len(payload))
         if best is None or key < best[0]:
             best = (key, s, multiple)
     if best[0][0]:  # none within the target: the finest
         return s, multiple
     return best[1], best[2]
+
+
+def zero_padded(run, mask):
+    """Whether some voxel outside ``mask`` is 0 at every time point while the mean frame
+    goes below 0: the frame is then laid so that 0 is one of its levels
+    (``frame.frame_origin``). A frame whose minimum is 0 has 0 as its origin already."""
+    mean, low, high = run.stats()
+    if not mean.min() < 0:
+        return False
+    outside = ~mask
+    return bool(np.any((low[outside] == 0) & (high[outside] == 0)))
 
 
 def _in_mask_rms(coded, mask, n_timepoints):
@@ -327,14 +340,15 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
     outside = ~mask
     # the background's median temporal deviation (0 when it is constant, e.g. padding)
     noise = run.background_noise(outside)
-    mean_lo = round_sig(mean.min(), -1)
+    zero_level = zero_padded(run, mask)
 
     def background_for(mean_step, rms):
         # the background's mean comes back within the in-mask RMS error, or within its
         # own fluctuation in time where that is larger (a closer mean is lost in the
         # value's own movement); rounded as ``_fit_with_mean`` will round it
-        return background_multiple(mean, mask, round_sig(mean_step, 1), mean_lo,
-                                   max(rms, noise), config)
+        s = round_sig(mean_step, 1)
+        return background_multiple(mean, mask, s, frame_origin(mean.min(), s, zero_level),
+                                   max(rms, noise), config, zero_level)
     t_fit = time.perf_counter()
     plan = None
     sse_cap = max_sse(run, image, target.psnr)
@@ -394,7 +408,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
             rms = _in_mask_rms(coded, mask, n_t)
             if _background_rms(mean, mask, mean_decoded) <= max(rms, noise) * (1 + 1e-9):
                 break
-            step, background = _cheapest_background(mean, mask, step, mean_lo,
+            step, background = _cheapest_background(mean, mask, step, zero_level,
                                                     max(rms, noise),
                                                     lambda s: background_for(s, rms))
             try:
@@ -489,8 +503,10 @@ def _fit_with_mean(run, mean, mask, step, background, value_range, head, block, 
         frame = {MASK_TAG: io.pack_mask(mask), MEAN_TAG: b"", **(extra or {})}
     else:
         step = round_sig(step, 1)
+        zero_level = zero_padded(run, mask)
         mean_payload, mean_lo, mean_decoded = encode_mean_frame(
-            mean, step, mask, background, lo=round_sig(mean.min(), -1))
+            mean, step, mask, background, lo=frame_origin(mean.min(), step, zero_level),
+            zero_level=zero_level)
         series = run.series(mask)  # (N, T), a copy: the series around the decoded mean
         series -= mean_decoded[mask][:, None]
         frame_info = {"n_voxels": int(series.shape[0]), "mean_lo": mean_lo, "mean_step": step,

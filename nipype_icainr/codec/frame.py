@@ -45,12 +45,15 @@ def _unmosaic(img, shape):
     return img.reshape(y, z, x).transpose(2, 0, 1)
 
 
-def encode_mean_frame(mean, step, mask=None, background_step=1, lo=None, effort=7):
+def encode_mean_frame(mean, step, mask=None, background_step=1, lo=None, effort=7,
+                      zero_level=False):
     """Quantise the mean frame with ``step`` from ``lo`` and code it losslessly with JPEG XL.
 
     Outside ``mask`` the integer levels are rounded further to multiples of
     ``background_step`` (an integer >= 1), which costs the decoder nothing to
-    undo. ``lo`` (default: the frame's minimum) must not exceed it. Returns
+    undo; counted from the level of 0 with ``zero_level`` (``lo`` is then a whole
+    number of steps below 0: see ``frame_origin``), from ``lo`` otherwise.
+    ``lo`` (default: the frame's minimum) must not exceed it. Returns
     ``(payload, lo, decoded)`` where ``decoded`` is the mean frame the decoder
     will see (float64), so the caller can fit the series model to the residual
     around it.
@@ -66,9 +69,8 @@ def encode_mean_frame(mean, step, mask=None, background_step=1, lo=None, effort=
         # left more error with an even multiple (on a 26x31x22 MNI run at a multiple
         # of 2: RMS 83.8, over the in-mask RMS error of 69.4 the multiple was chosen
         # under; rounded once, 66.5)
-        coarse = step * background_step
-        q[outside] = np.clip(np.round((mean[outside] - lo) / coarse) * background_step,
-                             0, 65535)
+        q[outside] = _background_levels(mean[outside], step, lo, background_step,
+                                        _zero(lo, step) if zero_level else 0)
     q = q.astype(np.uint16)
     payload = imagecodecs.jpegxl_encode(_mosaic(q), lossless=True, effort=effort)
     return codestream(bytes(payload)), lo, lo + q.astype(np.float64) * step
@@ -115,7 +117,33 @@ def decode_mean_frame(payload, shape, lo, step, source):
     return lo + _unmosaic(img, shape).astype(np.float64) * step
 
 
-def background_multiple(mean, mask, step, lo, target, config):
+def frame_origin(mean_min, step, zero_level=False):
+    """The mean frame's lowest level ``lo``, at most ``mean_min``.
+
+    Rounded down to a short decimal (the header stores it); with ``zero_level``
+    and a frame that goes below 0, a whole number of steps below 0 instead, so
+    that 0 is a level and a run's zero padding comes back exactly 0 (a z-scored
+    run's had come back as -1.4e-4: a mask of the non-zero voxels no longer
+    found the brain).
+    """
+    if zero_level and mean_min < 0:
+        return -math.ceil(-mean_min / step) * step
+    return round_sig(mean_min, -1)
+
+
+def _zero(lo, step):
+    """The level of 0 on a frame from ``lo`` (``frame_origin`` with ``zero_level``)."""
+    return int(round(-lo / step))
+
+
+def _background_levels(values, step, lo, multiple, anchor):
+    """Integer levels of background ``values``: multiples of ``multiple`` from level ``anchor``."""
+    coarse = step * multiple
+    return np.clip(anchor + np.round((values - lo - anchor * step) / coarse) * multiple,
+                   0, 65535)
+
+
+def background_multiple(mean, mask, step, lo, target, config, zero_level=False):
     """The background's step in multiples of the mean step (``background_step``).
 
     "auto": the largest multiple (at most 4096) whose rounding leaves the
@@ -133,8 +161,9 @@ def background_multiple(mean, mask, step, lo, target, config):
     if values.size > BACKGROUND_SAMPLE:  # searched on a regular subsample, checked on all
         sample = values[::-(-values.size // BACKGROUND_SAMPLE)]
     for multiple in _MULTIPLES:  # largest first: the error is not monotone in the multiple
-        if (background_error(sample, step, lo, multiple) <= target
-                and (sample is values or background_error(values, step, lo, multiple) <= target)):
+        if (background_error(sample, step, lo, multiple, zero_level) <= target
+                and (sample is values
+                     or background_error(values, step, lo, multiple, zero_level) <= target)):
             return float(multiple)
     return 1.0
 
@@ -146,10 +175,12 @@ _MULTIPLES = sorted({*range(1, 65), *(int(64 * 1.05 ** k) for k in range(86)), 4
                     reverse=True)
 
 
-def background_error(values, step, lo, multiple):
+def background_error(values, step, lo, multiple, zero_level=False):
     """RMS error of ``values`` rounded as ``encode_mean_frame`` rounds the background."""
-    coarse = step * multiple
-    q = np.clip(np.round((values - lo) / coarse) * multiple, 0, 65535)
+    if multiple <= 1:
+        q = np.clip(np.round((values - lo) / step), 0, 65535)
+    else:
+        q = _background_levels(values, step, lo, multiple, _zero(lo, step) if zero_level else 0)
     return float(np.sqrt(np.mean((lo + q * step - values) ** 2)))
 
 
