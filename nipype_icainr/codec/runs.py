@@ -43,7 +43,8 @@ class ArrayRun:
         return self.data[mask]
 
     def background_noise(self, outside, chunk=65536):
-        """Median temporal standard deviation of the voxels in ``outside`` (0 when none).
+        """Median temporal standard deviation of the voxels in ``outside`` that are not
+        zero padding (0 when none).
 
         A block of voxels at a time: the background is most of a preprocessed
         run's grid, and a copy of it all would be the largest array of the encoder.
@@ -54,7 +55,21 @@ class ArrayRun:
         deviations = np.concatenate([
             self.data[tuple(w[i:i + chunk] for w in where)].std(axis=-1)
             for i in range(0, where[0].size, chunk)])
-        return float(np.median(deviations))
+        return _median_noise(deviations, self.stats(), outside)  # in ``outside``'s order
+
+
+def zero_padding(stats):
+    """Voxels 0 at every time point, from a run's ``stats()`` (mean, low, high)."""
+    _, low, high = stats
+    return (low == 0) & (high == 0)
+
+
+def _median_noise(deviations, stats, outside):
+    """The median of ``deviations`` (one per voxel of ``outside``, in its order) over the
+    voxels that are not zero padding: a skull-stripped run's background is mostly
+    padding, whose median deviation (0) says nothing of the rest (0 when none)."""
+    keep = ~zero_padding(stats)[outside]
+    return float(np.median(deviations[keep])) if keep.any() else 0.0
 
 
 class VolumeRun:
@@ -150,7 +165,8 @@ class VolumeRun:
         return self._stats
 
     def background_noise(self, outside):
-        """Median temporal standard deviation of the voxels in ``outside`` (0 when none):
+        """Median temporal standard deviation of the voxels in ``outside`` that are not
+        zero padding (0 when none):
         two-pass, as ``numpy.std``, around the mean of ``stats``. The same pass keeps
         the series of the other voxels for ``series``."""
         mask = ~outside
@@ -172,7 +188,7 @@ class VolumeRun:
         self._series = (mask, values)
         if not outside.any():
             return 0.0
-        return float(np.median(np.sqrt(total / self.shape[3])))
+        return _median_noise(np.sqrt(total / self.shape[3]), self.stats(), outside)
 
     def series(self, mask):
         """The coded voxels' series, (N, T) float64 (a new array)."""
