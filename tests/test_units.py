@@ -475,3 +475,19 @@ def test_the_background_multiple_keeps_the_background_within_its_target():
         # a multiple of 1 is the mean frame's own step: nothing finer to fall back to
         assert multiple == 1 or background_error(mean[~mask], step, lo, multiple) <= target
     assert background_multiple(mean, mask, 1.0, 0.0, 5.0, {"background_step": 7.0}) == 7.0
+
+
+def test_the_background_is_as_fine_as_its_bytes_are_worth():
+    """Within the rule's largest multiple the background is rounded more finely where
+    bytes are cheap, and at the largest where they are dear."""
+    from nipype_icainr.codec.frame import balanced_background_multiple
+
+    rng = np.random.default_rng(1)
+    mean = rng.uniform(0, 3000, (20, 20, 10))
+    mask = np.zeros(mean.shape, dtype=bool)
+    mask[5:15, 5:15, 2:8] = True
+    mean[mask] += 4000
+    pick = [balanced_background_multiple(mean, mask, ~mask, 5.0, 0.0, 40, price, 100)
+            for price in (0.0, 1e3, 1e9)]
+    assert pick[0] == 1 and pick[2] == 40
+    assert 1 <= pick[1] <= 40

@@ -31,8 +31,8 @@ from . import limits, models
 from .config import stored_config
 from .container import NAN_SECTION, pack, unpack
 from .errors import ICAINRError, OutOfReach
-from .frame import (background_multiple, decode_mean_frame, encode_mean_frame,
-                    frame_origin, mean_frame_step, mean_options)
+from .frame import (background_multiple, balanced_background_multiple, decode_mean_frame,
+                    encode_mean_frame, frame_origin, mean_frame_step, mean_options)
 from .header import header_block, image_record, round_sig, validate_header
 from .reconstruction import Reconstruction, StoredReconstruction  # noqa: F401 (api uses them)
 from .runs import ArrayRun, VolumeRun, zero_padding
@@ -301,6 +301,22 @@ def zero_padded(run, mask):
     return bool(np.any(zero_padding(stats) & ~mask))
 
 
+#: the series' squared error grows as (bytes)^-RD_EXPONENT when bytes are taken from them
+#: (``_byte_price``): 2 is 6 dB per halving, the steepest the corpus shows between 100
+#: and 200x (the gift runs; the larger runs lose about 2 dB), so the background is
+#: priced at the most its bytes can cost the brain
+RD_EXPONENT = 2.0
+#: a factor file's header and framing, about (``_byte_price``)
+FRAMING_BYTES = 300
+
+
+def _byte_price(sse, target_bytes, mean_bytes, mask):
+    """Squared error in the mask that one more byte of the mean frame costs the series:
+    ``RD_EXPONENT`` * SSE / (the bytes the series have)."""
+    series_bytes = target_bytes - mean_bytes - len(io.pack_mask(mask)) - FRAMING_BYTES
+    return RD_EXPONENT * sse / max(series_bytes, 0.1 * target_bytes, 1.0)
+
+
 def _in_mask_rms(coded, mask, n_timepoints):
     """RMS error of a coding in the mask, the mean frame's included (``Coded.sse``)."""
     return math.sqrt(coded.sse / max(int(mask.sum()) * n_timepoints, 1))
@@ -346,14 +362,19 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
     zero_level = zero_padded(run, mask)
     unmeasured = mask | zero_padding(run.stats())
 
-    def background_for(mean_step, rms):
+    def background_for(mean_step, rms, price=None):
         # the background's mean comes back within the in-mask RMS error, or within its
-        # own fluctuation in time where that is larger (a closer mean is lost in the
-        # value's own movement); rounded as ``_fit_with_mean`` will round it
+        # own fluctuation in time where that is larger (the rule); within it, as finely
+        # as its bytes are worth at ``price`` (squared error per byte of the series).
+        # Rounded as ``_fit_with_mean`` will round it
         s = round_sig(mean_step, 1)
-        return background_multiple(mean, unmeasured, s,
-                                   frame_origin(mean.min(), s, zero_level), max(rms, noise),
-                                   config, zero_level)
+        lo = frame_origin(mean.min(), s, zero_level)
+        largest = background_multiple(mean, unmeasured, s, lo, max(rms, noise), config,
+                                      zero_level)
+        if price is None or config["background_step"] != "auto":
+            return largest
+        return balanced_background_multiple(mean, mask, ~unmeasured, s, lo, largest, price,
+                                            n_t, zero_level)
     t_fit = time.perf_counter()
     plan = None
     sse_cap = max_sse(run, image, target.psnr)
@@ -374,7 +395,8 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
             plan = planned.plan
             step = options[plan.option].step
             rms = math.sqrt(plan.error / max(int(mask.sum()) * n_t, 1))
-            background = background_for(step, rms)
+            price = _byte_price(plan.error, target_bytes, options[plan.option].bytes, mask)
+            background = background_for(step, rms, price)
             try:
                 coded, build, mean_decoded = _fit_with_mean(
                     run, mean, mask, step, background, value_range, head, block, model,
@@ -391,7 +413,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
         if plan.n_components == 0 or (unspent and n_raw <= SMALL_RUN_BYTES):
             def at_step(finer, background_rms=rms):
                 result = _fit_with_mean(
-                    run, mean, mask, finer, background_for(finer, background_rms),
+                    run, mean, mask, finer, background_for(finer, background_rms, price),
                     value_range, head, block, model, target_bytes, n_raw, target, config,
                     env, source, plan=plan, sse_cap=sse_cap, extra=extra)
                 closer = _in_mask_rms(result[0], mask, n_t)
