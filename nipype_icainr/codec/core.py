@@ -31,8 +31,9 @@ from . import limits, models
 from .config import stored_config
 from .container import NAN_SECTION, pack, unpack
 from .errors import ICAINRError, OutOfReach
-from .frame import (background_multiple, balanced_background_multiple, decode_mean_frame,
-                    encode_mean_frame, frame_origin, mean_frame_step, mean_options)
+from .frame import (BACKGROUND_ALLOWANCE, background_multiple, balanced_background_multiple,
+                    decode_mean_frame, encode_mean_frame, frame_origin, mean_frame_step,
+                    mean_options)
 from .header import header_block, image_record, round_sig, validate_header
 from .reconstruction import Reconstruction, StoredReconstruction  # noqa: F401 (api uses them)
 from .runs import ArrayRun, VolumeRun, zero_padding
@@ -362,7 +363,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
     zero_level = zero_padded(run, mask)
     unmeasured = mask | zero_padding(run.stats())
 
-    def background_for(mean_step, rms, price=None):
+    def background_for(mean_step, rms, price=None, sse=None):
         # the background's mean comes back within the in-mask RMS error, or within its
         # own fluctuation in time where that is larger (the rule); within it, as finely
         # as its bytes are worth at ``price`` (squared error per byte of the series).
@@ -373,8 +374,9 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
                                       zero_level)
         if price is None or config["background_step"] != "auto":
             return largest
-        return balanced_background_multiple(mean, mask, ~unmeasured, s, lo, largest, price,
-                                            n_t, zero_level)
+        return balanced_background_multiple(
+            mean, mask, ~unmeasured, s, lo, largest, price, n_t, zero_level,
+            allowance=BACKGROUND_ALLOWANCE * sse)
     t_fit = time.perf_counter()
     plan = None
     sse_cap = max_sse(run, image, target.psnr)
@@ -395,8 +397,9 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
             plan = planned.plan
             step = options[plan.option].step
             rms = math.sqrt(plan.error / max(int(mask.sum()) * n_t, 1))
-            price = _byte_price(plan.error, target_bytes, options[plan.option].bytes, mask)
-            background = background_for(step, rms, price)
+            price = plan.price if plan.price is not None else _byte_price(
+                plan.error, target_bytes, options[plan.option].bytes, mask)
+            background = background_for(step, rms, price, plan.error)
             try:
                 coded, build, mean_decoded = _fit_with_mean(
                     run, mean, mask, step, background, value_range, head, block, model,
@@ -413,7 +416,8 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
         if plan.n_components == 0 or (unspent and n_raw <= SMALL_RUN_BYTES):
             def at_step(finer, background_rms=rms):
                 result = _fit_with_mean(
-                    run, mean, mask, finer, background_for(finer, background_rms, price),
+                    run, mean, mask, finer,
+                    background_for(finer, background_rms, price, plan.error),
                     value_range, head, block, model, target_bytes, n_raw, target, config,
                     env, source, plan=plan, sse_cap=sse_cap, extra=extra)
                 closer = _in_mask_rms(result[0], mask, n_t)

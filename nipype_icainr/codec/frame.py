@@ -169,26 +169,29 @@ def background_multiple(mean, mask, step, lo, target, config, zero_level=False):
 
 
 def balanced_background_multiple(mean, mask, measured, step, lo, largest, price,
-                                 n_timepoints, zero_level=False):
+                                 n_timepoints, zero_level=False, allowance=math.inf):
     """The background's multiple, at most ``largest``, of least squared error in all.
 
     The background's error counts at every time point (its mean's error, over the
     voxels in ``measured``), weighted by ``BACKGROUND_WEIGHT``, and each byte the
-    frame takes costs the series ``price`` (squared error per byte). ``largest`` is
-    what the background rule allows; within it a finer background is worth its
-    bytes where the background is a small share of the file (RAPIDTIDETEST, a long
-    skull-stripped run, at 25x: the largest multiple left the full volume 1.6 dB
-    worse for 0.03 dB in the mask). The bytes are JPEG XL's at effort 3, as
-    ``mean_options`` prices them.
+    frame takes costs the series ``price`` (squared error per byte), at most
+    ``allowance`` in all. ``largest`` is what the background rule allows; within it
+    a finer background is worth its bytes where the background is a small share of
+    the file (RAPIDTIDETEST, a long skull-stripped run, at 25x: the largest
+    multiple left the full volume 1.6 dB worse for 0.03 dB in the mask). The bytes
+    are JPEG XL's at effort 3, as ``mean_options`` prices them.
     """
     values = np.asarray(mean, dtype=np.float64)[np.asarray(measured, dtype=bool)]
     if largest <= 1 or not values.size:
         return float(largest)
-    best = None
+    best, least_bytes = None, None
     for multiple in sorted({int(largest), *(max(1, int(largest / 1.6 ** k))
                                             for k in range(1, 20))}, reverse=True):
         payload, _, _ = encode_mean_frame(mean, step, mask, multiple, lo=lo, effort=3,
                                           zero_level=zero_level)
+        least_bytes = len(payload) if least_bytes is None else least_bytes
+        if price * (len(payload) - least_bytes) > allowance:
+            break  # finer multiples take more bytes still
         error = background_error(values, step, lo, multiple, zero_level)
         cost = (BACKGROUND_WEIGHT * error ** 2 * values.size * n_timepoints
                 + price * len(payload))
@@ -203,6 +206,10 @@ def balanced_background_multiple(mean, mask, measured, step, lo, largest, price,
 #: error of RAPIDTIDETEST, gift-133, a 30-volume gift cut and studyforrest moved by
 #: at most 0.01 dB, and RAPIDTIDETEST's full volume gained 1.6 dB at 25x
 BACKGROUND_WEIGHT = 0.02
+#: the share of the series' squared error the background's bytes may add, at most: at
+#: 25x the gift runs' in-mask error is so small (RMS 0.7 on values of 10^4) that any
+#: weight let their background take 1.2 dB in the mask for 0.3 dB over the volume
+BACKGROUND_ALLOWANCE = 0.01
 #: background voxels the multiple is searched on (``background_multiple``)
 BACKGROUND_SAMPLE = 65536
 #: the multiples tried, largest first: every one up to 64, then 5 % apart up to 4096

@@ -39,6 +39,13 @@ class Plan:
     #: the regional layer the plan leaves room for: ``(block edges, bytes reserved)``, or
     #: None (set by the model that made the plan; its refinement must reserve the same)
     regional: object = None
+    #: squared error one byte fewer would add there (the survey's choice at a budget
+    #: ``PRICE_SHARE`` smaller), or None: what a byte spent elsewhere in the file costs
+    price: object = None
+
+
+#: the budget cut the marginal price of a byte is measured over (``Plan.price``)
+PRICE_SHARE = 0.02
 
 
 def code_at_step(series, maps, step, board, energy=None, dead_zone=None):
@@ -205,6 +212,12 @@ def survey_and_choose(series, maps, board, budget, hint=None, options=None, psnr
             plan = again if plan is None else plan
             break
         plan = again
+    if plan is not None:
+        cut = max(PRICE_SHARE * budget, 8.0)
+        below = choose(steps, sizes, errs, budget - cut, options, psnr_slack_db, components,
+                       energy)
+        if below is not None and below.error >= plan.error:
+            plan.price = (below.error - plan.error) / cut
     return plan, (steps, sizes, errs)
 
 
