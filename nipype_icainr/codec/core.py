@@ -31,9 +31,9 @@ from . import limits, models
 from .config import stored_config
 from .container import NAN_SECTION, pack, unpack
 from .errors import ICAINRError, OutOfReach
-from .frame import (BACKGROUND_ALLOWANCE, background_multiple, balanced_background_multiple,
-                    decode_mean_frame, encode_mean_frame, frame_origin, mean_frame_step,
-                    mean_options)
+from .frame import (BACKGROUND_ALLOWANCE, MULTIPLE_EFFORT, background_multiple,
+                    balanced_background_multiple, decode_mean_frame, encode_mean_frame,
+                    frame_origin, mean_frame_step, mean_options)
 from .header import header_block, image_record, round_sig, validate_header
 from .reconstruction import Reconstruction, StoredReconstruction  # noqa: F401 (api uses them)
 from .runs import ArrayRun, VolumeRun, zero_padding
@@ -268,8 +268,9 @@ BACKGROUND_STEPS = 16
 def _cheapest_background(mean, mask, unmeasured, step, zero_level, target, multiple_at):
     """The mean frame's step, at most ``step``, and background multiple
     (``multiple_at(step)``) that code the frame in the fewest bytes (JPEG XL at
-    effort 3, as ``mean_options`` prices it) with the background (the voxels not in
-    ``unmeasured``) within ``target`` (RMS); the finest step tried when none is.
+    ``MULTIPLE_EFFORT``) with the background (the voxels not in ``unmeasured``)
+    within ``target`` (RMS); None when none is (a step far from the plan's left a
+    gift run's series 15 dB worse: the plan's byte counts no longer held).
 
     The multiple is an integer: where the in-mask error falls between one and
     two steps, a multiple of 2 is over it and 1 codes the background twice as
@@ -282,13 +283,13 @@ def _cheapest_background(mean, mask, unmeasured, step, zero_level, target, multi
         s = round_sig(step * 2.0 ** (-i / BACKGROUND_STEPS), 1)
         multiple = multiple_at(s)
         payload, _, decoded = encode_mean_frame(
-            mean, s, mask, multiple, lo=frame_origin(mean.min(), s, zero_level), effort=3,
-            zero_level=zero_level)
+            mean, s, mask, multiple, lo=frame_origin(mean.min(), s, zero_level),
+            effort=MULTIPLE_EFFORT, zero_level=zero_level)
         key = (_background_rms(mean, unmeasured, decoded) > target, len(payload))
         if best is None or key < best[0]:
             best = (key, s, multiple)
-    if best[0][0]:  # none within the target: the finest
-        return s, multiple
+    if best[0][0]:  # none within the target
+        return None
     return best[1], best[2]
 
 
@@ -372,7 +373,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
         lo = frame_origin(mean.min(), s, zero_level)
         largest = background_multiple(mean, unmeasured, s, lo, max(rms, noise), config,
                                       zero_level)
-        if price is None or config["background_step"] != "auto":
+        if price is None or sse is None or config["background_step"] != "auto":
             return largest
         return balanced_background_multiple(
             mean, mask, ~unmeasured, s, lo, largest, price, n_t, zero_level,
@@ -397,8 +398,10 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
             plan = planned.plan
             step = options[plan.option].step
             rms = math.sqrt(plan.error / max(int(mask.sum()) * n_t, 1))
-            price = plan.price if plan.price is not None else _byte_price(
-                plan.error, target_bytes, options[plan.option].bytes, mask)
+            price = None  # K = 0: the bytes go to a finer mean frame, not to the series
+            if plan.n_components > 0 and config["background_step"] == "auto":
+                price = plan.price if plan.price is not None else _byte_price(
+                    plan.error, target_bytes, options[plan.option].bytes, mask)
             background = background_for(step, rms, price, plan.error)
             try:
                 coded, build, mean_decoded = _fit_with_mean(
@@ -417,7 +420,8 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
             def at_step(finer, background_rms=rms):
                 result = _fit_with_mean(
                     run, mean, mask, finer,
-                    background_for(finer, background_rms, price, plan.error),
+                    background_for(finer, background_rms, price,
+                                   None if price is None else plan.error),
                     value_range, head, block, model, target_bytes, n_raw, target, config,
                     env, source, plan=plan, sse_cap=sse_cap, extra=extra)
                 closer = _in_mask_rms(result[0], mask, n_t)
@@ -439,9 +443,11 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
             rms = _in_mask_rms(coded, mask, n_t)
             if _background_rms(mean, unmeasured, mean_decoded) <= max(rms, noise) * (1 + 1e-9):
                 break
-            step, background = _cheapest_background(mean, mask, unmeasured, step, zero_level,
-                                                    max(rms, noise),
-                                                    lambda s: background_for(s, rms))
+            cheaper = _cheapest_background(mean, mask, unmeasured, step, zero_level,
+                                           max(rms, noise), lambda s: background_for(s, rms))
+            if cheaper is None:
+                break
+            step, background = cheaper
             try:
                 coded, build, mean_decoded = _fit_with_mean(
                     run, mean, mask, step, background, value_range, head, block, model,
