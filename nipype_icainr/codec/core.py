@@ -303,8 +303,9 @@ def zero_padded(run, mask):
     return bool(np.any(zero_padding(stats) & ~mask))
 
 
-#: the series' squared error grows as (bytes)^-RD_EXPONENT when bytes are taken from them
-#: (``_byte_price``): 2 is 6 dB per halving, the steepest the corpus shows between 100
+#: where the survey gives no price of a byte (``Plan.price``): the series' squared error
+#: grows as (bytes)^-RD_EXPONENT when bytes are taken from them (``_byte_price``): 2 is
+#: 6 dB per halving, the steepest the corpus shows between 100
 #: and 200x (the gift runs; the larger runs lose about 2 dB), so the background is
 #: priced at the most its bytes can cost the brain
 RD_EXPONENT = 2.0
@@ -359,7 +360,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
                                 source=source)
     step = mean_frame_step(mean, image["dtype"], slope, config["mean_step"])
     outside = ~mask
-    # the background's median temporal deviation (0 when it is constant, e.g. padding)
+    # the background's median temporal deviation, zero padding left out (0 when none)
     noise = run.background_noise(outside)
     zero_level = zero_padded(run, mask)
     unmeasured = mask | zero_padding(run.stats())
