@@ -490,4 +490,4 @@ def test_the_background_is_as_fine_as_its_bytes_are_worth():
     pick = [balanced_background_multiple(mean, mask, ~mask, 5.0, 0.0, 40, price, 100)
             for price in (0.0, 1e3, 1e9)]
     assert pick[0] == 1 and pick[2] == 40
-    assert 1 <= pick[1] <= 40
+    assert pick[0] <= pick[1] <= pick[2]  # dearer bytes, a coarser background

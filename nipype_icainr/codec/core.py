@@ -320,9 +320,10 @@ def _byte_price(sse, target_bytes, mean_bytes, mask):
     return RD_EXPONENT * sse / max(series_bytes, 0.1 * target_bytes, 1.0)
 
 
-def _in_mask_rms(coded, mask, n_timepoints):
-    """RMS error of a coding in the mask, the mean frame's included (``Coded.sse``)."""
-    return math.sqrt(coded.sse / max(int(mask.sum()) * n_timepoints, 1))
+def _in_mask_rms(sse, mask, n_timepoints):
+    """RMS error in the mask from its squared error ``sse`` (a plan's, a coding's
+    ``Coded.sse``, the mean frame's included, or an error target's)."""
+    return math.sqrt(sse / max(int(mask.sum()) * n_timepoints, 1))
 
 
 def _background_rms(mean, mask, decoded):
@@ -374,11 +375,16 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
         lo = frame_origin(mean.min(), s, zero_level)
         largest = background_multiple(mean, unmeasured, s, lo, max(rms, noise), config,
                                       zero_level)
-        if price is None or sse is None or config["background_step"] != "auto":
+        if price is None or config["background_step"] != "auto":
             return largest
         return balanced_background_multiple(
             mean, mask, ~unmeasured, s, lo, largest, price, n_t, zero_level,
             allowance=BACKGROUND_ALLOWANCE * sse)
+
+    def within_rule(rms, decoded_mean):
+        # the rule ``background_for`` rounds to, checked on a coding's decoded mean frame
+        return (_background_rms(mean, unmeasured, decoded_mean)
+                <= max(rms, noise) * (1 + 1e-9))
     t_fit = time.perf_counter()
     plan = None
     sse_cap = max_sse(run, image, target.psnr)
@@ -398,7 +404,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
             del exact
             plan = planned.plan
             step = options[plan.option].step
-            rms = math.sqrt(plan.error / max(int(mask.sum()) * n_t, 1))
+            rms = _in_mask_rms(plan.error, mask, n_t)
             price = None  # K = 0: the bytes go to a finer mean frame, not to the series
             if plan.n_components > 0 and config["background_step"] == "auto":
                 price = plan.price if plan.price is not None else _byte_price(
@@ -421,13 +427,11 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
             def at_step(finer, background_rms=rms):
                 result = _fit_with_mean(
                     run, mean, mask, finer,
-                    background_for(finer, background_rms, price,
-                                   None if price is None else plan.error),
+                    background_for(finer, background_rms, price, plan.error),
                     value_range, head, block, model, target_bytes, n_raw, target, config,
                     env, source, plan=plan, sse_cap=sse_cap, extra=extra)
-                closer = _in_mask_rms(result[0], mask, n_t)
-                if (background_rms == rms and closer < rms
-                        and _background_rms(mean, unmeasured, result[2]) > max(closer, noise)):
+                closer = _in_mask_rms(result[0].sse, mask, n_t)
+                if background_rms == rms and closer < rms and not within_rule(closer, result[2]):
                     # the finer frame came back closer in the mask than the plan: its
                     # background is rounded against that (a tiny budget may not hold it)
                     return at_step(finer, closer)
@@ -441,8 +445,8 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
         # rounded again, finer, until its mean is within the file's own in-mask error
         # (gift-107 at 200x: 54.1 against 50.1 before this)
         for _ in range(BACKGROUND_REFITS):
-            rms = _in_mask_rms(coded, mask, n_t)
-            if _background_rms(mean, unmeasured, mean_decoded) <= max(rms, noise) * (1 + 1e-9):
+            rms = _in_mask_rms(coded.sse, mask, n_t)
+            if within_rule(rms, mean_decoded):
                 break
             cheaper = _cheapest_background(mean, mask, unmeasured, step, zero_level,
                                            max(rms, noise), lambda s: background_for(s, rms))
@@ -461,7 +465,7 @@ def _encode_series(run, image, config, target, mask, model, dev, seed, progress,
         if background == "auto":
             # at an error target the in-mask RMS error is known before the fit
             background = 4.0 if sse_cap is None else background_for(
-                step, math.sqrt(sse_cap / max(int(mask.sum()) * n_t, 1)))
+                step, _in_mask_rms(sse_cap, mask, n_t))
         coded, build, mean_decoded = _fit_with_mean(
             run, mean, mask, step, background, value_range, head, block, model, target_bytes,
             n_raw, target, config, env, source, plan=plan, sse_cap=sse_cap, extra=extra)
