@@ -37,7 +37,7 @@ def merge(paths):
     """``(rows, sources, runs)``: the joined rows, ``(path, tag, date, command, rescored)``
     per file (``rescored``: what ``rescore_fca.py`` recorded, or None),
     and the runs' descriptions."""
-    rows, sources, runs = {}, [], {}
+    rows, sources, runs, masks = {}, [], {}, {}
     for path in paths:
         with open(path, encoding="utf-8") as fh:
             record = json.load(fh)
@@ -45,7 +45,13 @@ def merge(paths):
         sources.append((path, meta.get("tag"), meta.get("date"), meta.get("command"),
                         meta.get("rescored")))
         for run in meta.get("runs", []):
-            runs.setdefault(run["run"], run)
+            # the latest description, as the latest rows replace earlier ones: the brain
+            # mask of a run changed between benchmark runs (pymvpa: 18 voxels, then 70
+            # once the mask's opening was kept only where it keeps half the brain), and
+            # the first file's description named a mask no metric row used
+            if run.get("mask_voxels") is not None or run["run"] not in runs:
+                runs[run["run"]] = run
+            masks[(os.path.basename(path), run["run"])] = run.get("mask_voxels")
         for row in record["rows"]:
             row = {RENAMED.get(k, k): v for k, v in row.items()}
             # single-run results of earlier versions named the input in meta only
@@ -54,10 +60,28 @@ def merge(paths):
             if row["method"] == "original" and key in rows:
                 continue
             rows[key] = dict(row, source=os.path.basename(path))
+    _check_masks(rows.values(), masks)
     ordered = sorted(rows.values(), key=lambda r: (
         list(dict.fromkeys(k[0] for k in rows)).index(r["run"]), r["method"] != "original",
         r["method"], r.get("target_ratio") or 0))
     return ordered, sources, list(runs.values())
+
+
+def _check_masks(rows, masks):
+    """Refuse to join rows of one run measured in different brain masks (a figure in
+    one mask is not comparable with another's); files that do not record the mask
+    are not checked."""
+    seen = {}
+    for row in rows:
+        if row["method"] == "original":
+            continue
+        voxels = masks.get((row["source"], row["run"]))
+        if voxels is not None:
+            seen.setdefault(row["run"], {})[voxels] = row["source"]
+    for run, by_mask in seen.items():
+        if len(by_mask) > 1:
+            sys.exit(f"merge_bench: {run}: rows measured in different brain masks "
+                     + ", ".join(f"{n} voxels ({src})" for n, src in sorted(by_mask.items())))
 
 
 def main(argv=None):

@@ -389,6 +389,35 @@ def test_merge_bench_joins_runs_into_one_curve_per_method(tmp_path):
     assert "`c hi`" in md and "`c lo`" in md
 
 
+def test_merge_bench_keeps_the_latest_description_and_refuses_mixed_masks(tmp_path):
+    """A run's description comes from the latest file (its rows replace earlier ones),
+    and rows of one run measured in different brain masks are not joined."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "merge_rd", os.path.join(os.path.dirname(__file__), "..", "benchmarks",
+                                 "merge_bench.py"))
+    merge_rd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(merge_rd)
+
+    def part(tag, mask_voxels, methods):
+        rows = [{"run": "r", "method": "original", "ratio": 1.0}]
+        rows += [{"run": "r", "method": m, "target_ratio": 100.0, "ratio": 100.0,
+                  "psnr_db": 40.0} for m in methods]
+        path = tmp_path / f"{tag}.json"
+        path.write_text(json.dumps({"meta": {"tag": tag, "runs": [
+            {"run": "r", "mask_voxels": mask_voxels}]}, "rows": rows}))
+        return str(path)
+
+    old = part("old", 18, [])  # its original row only: no figure in the 18-voxel mask
+    peers, ours = part("peers", 70, ["svd"]), part("ours", 70, ["icainr"])
+    _, _, runs = merge_rd.merge([old, peers, ours])
+    assert [r["mask_voxels"] for r in runs] == [70]
+    stale = part("stale", 18, ["svd"])
+    with pytest.raises(SystemExit, match="different brain masks"):
+        merge_rd.merge([stale, ours])
+
+
 def test_summary_counts_wins_losses_and_out_of_reach():
     from nipype_icainr.bench.summary import summarize, to_markdown
 
