@@ -14,7 +14,7 @@ from nipype_icainr.bench.data import load_input
 from nipype_icainr.bench.search import (OutOfReach, TOLERANCE, bisect_continuous,
                                         largest_integer)
 
-from .conftest import TINY, save_with_scaling, synthetic_bold
+from .conftest import SAMPLE_BOLD, TINY, save_with_scaling, synthetic_bold
 
 TARGET = 12.0
 LOSSY = ["sz3", "zfp", "jpeg2k", "h264", "h265", "svd"]
@@ -416,6 +416,29 @@ def test_merge_bench_keeps_the_latest_description_and_refuses_mixed_masks(tmp_pa
     stale = part("stale", 18, ["svd"])
     with pytest.raises(SystemExit, match="different brain masks"):
         merge_rd.merge([stale, ours])
+
+
+def test_where_bytes_go_splits_the_file_into_its_parts(tmp_path):
+    """benchmarks/where_bytes_go.py on the bundled real run: the parts add up to the
+    file, and the mean frame's background part is what coding the background costs."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "where_bytes_go", os.path.join(os.path.dirname(__file__), "..", "benchmarks",
+                                       "where_bytes_go.py"))
+    where = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(where)
+    out = tmp_path / "bytes.md"
+    assert where.main([SAMPLE_BOLD, "--ratios", "100", "--out", str(out)]) == 0
+    row = [line for line in out.read_text().splitlines() if line.startswith("| sub-02")]
+    assert len(row) == 1
+    cells = [c.strip() for c in row[0].strip("|").split("|")]
+    file_b, header, mask, brain, background, series = (int(c.replace(",", ""))
+                                                       for c in cells[3:9])
+    assert header + mask + brain + background + series == file_b
+    assert brain > 0 and background > 0  # the slab's background is coded, within the rule
+    assert cells[1] == "100" and float(cells[2]) > 95  # the target, the ratio reached
+    assert float(cells[10]) > 30 and float(cells[11]) > 30  # masked and full-volume PSNR
 
 
 def test_summary_counts_wins_losses_and_out_of_reach():
