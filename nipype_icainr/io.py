@@ -303,15 +303,19 @@ def whole_nan_voxels(path, nan_counts, n_timepoints, n_inf):
     """The voxels NaN at every time point (None when there are none), from each voxel's
     count of NaN values; refuses Inf values, and NaN in a voxel that is not NaN at every
     time point (the codec restores whole NaN voxels only)."""
+    from .codec.errors import NonFiniteValues
+
     if n_inf:
-        raise ICAINRError(os.fspath(path), f"contains {n_inf} Inf values; the codec needs "
-                                           "finite data (or NaN in whole voxels)")
+        raise NonFiniteValues(os.fspath(path), f"contains {n_inf} Inf values; the lossy "
+                                               "codings need finite data (or NaN in whole "
+                                               f"voxels); {EXACT_HINT}")
     whole = nan_counts == n_timepoints
     n_partial = int(np.count_nonzero((nan_counts > 0) & ~whole))
     if n_partial:
-        raise ICAINRError(os.fspath(path), f"{n_partial} voxels are NaN at some time points "
-                                           "only; the codec restores NaN only in voxels NaN "
-                                           "at every time point")
+        raise NonFiniteValues(os.fspath(path), f"{n_partial} voxels are NaN at some time "
+                                               "points only; the lossy codings restore NaN "
+                                               "only in voxels NaN at every time point; "
+                                               f"{EXACT_HINT}")
     return whole if whole.any() else None
 
 
@@ -410,9 +414,41 @@ def open_bold_for_reading(path):
 
 def check_finite(path, data):
     """Refuse NaN and Inf values (in the whole run or in one volume of it)."""
+    from .codec.errors import NonFiniteValues
+
     n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
     if n_bad:
-        raise ICAINRError(path, f"contains {n_bad} NaN/Inf values; the codec needs finite data")
+        raise NonFiniteValues(path, f"contains {n_bad} NaN/Inf values; the lossy codings need "
+                                    f"finite data; {EXACT_HINT}")
+
+
+#: what a run with NaN or Inf values the lossy codings refuse can still be given
+EXACT_HINT = "--lossless keeps a float run's values bit for bit, NaN and Inf included"
+
+
+def load_stored_exactly(path):
+    """The stored array of a float run as the file holds it, NaN and Inf included:
+    ``(img, stored)`` (X, Y, Z, T), for a bit-for-bit coding (the decoder writes the
+    stored array back under the same scaling). An integer run's values are finite:
+    refused in one line should one reach here."""
+    img, shape = open_bold(path)
+    dtype = np.dtype(img.get_data_dtype())
+    if dtype.kind != "f":
+        raise ICAINRError(os.fspath(path), f"holds non-finite values in a {dtype} array; "
+                                           "it cannot be coded")
+    from .codec.header import quiet_nibabel
+
+    with quiet_nibabel():
+        try:
+            stored = np.asanyarray(img.dataobj.get_unscaled()).reshape(shape)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise ICAINRError(os.fspath(path), f"cannot read the voxel data "
+                                               f"({first_line(exc)})") from None
+    # in native byte order, as ``describe_image`` records the dtype and the decoder
+    # rebuilds it (the bit patterns of the values, not of the bytes on disk)
+    return img, np.ascontiguousarray(stored, dtype=dtype.newbyteorder("="))
 
 
 #: DEFLATE cannot compress by more than about 1032:1, so a .nii.gz this much smaller

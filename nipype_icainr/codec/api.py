@@ -16,7 +16,7 @@ from .. import io
 from . import core
 from .config import resolve_config
 from .container import read_file, unpack
-from .errors import ICAINRError, OutOfReach
+from .errors import ICAINRError, NonFiniteValues, OutOfReach
 from .header import validate_header
 
 
@@ -96,7 +96,13 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
     # voxels NaN at every time point (as SPM writes outside the brain) are coded as 0 and
     # written back as NaN; any other NaN or Inf is refused
     if lossless or max_error is not None:  # the whole-run model codes the whole array
-        img, data, nan_voxels = io.load_bold_with_nan_voxels(in_file)
+        try:
+            img, data, nan_voxels = io.load_bold_with_nan_voxels(in_file)
+        except NonFiniteValues:
+            if not lossless:
+                raise
+            # NaN at some time points, or Inf: the float bit patterns, as the file has them
+            return _compress_exactly(in_file, out_file, cfg, int(seed), t_start)
         run = core.ArrayRun(data)
     else:  # read volume by volume: the run is never held whole in float64
         img, shape = io.open_bold_for_reading(in_file)
@@ -142,10 +148,19 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
         notes.append("no time course is kept at this target: every voxel decodes to its "
                      "mean over time (the header, mask and mean frame leave no room for "
                      "dynamics); a lower ratio keeps them")
-    return {"ratio": achieved, "warnings": notes, "ratio_disk": desc["source_bytes"] / len(blob),
+    return _result(enc, desc, blob, secs, n_raw, cfg, target, notes, t_start,
+                   (psnr, ssim, max_err, ssim_at), int(enc_shape[3]))
+
+
+def _result(enc, desc, blob, secs, n_raw, cfg, target, notes, t_start, measured, n_volumes):
+    """``compress``'s summary of the file it wrote (see its Returns)."""
+    psnr, ssim, max_err, ssim_at = measured
+    mode, guaranteed = enc.model.guarantee(enc.coded.part)
+    return {"ratio": n_raw / len(blob), "warnings": notes,
+            "ratio_disk": desc["source_bytes"] / len(blob),
             "file_bytes": len(blob), "raw_bytes": n_raw, "psnr": psnr, "ssim": ssim,
             "ssim_volumes": None if ssim is None else len(ssim_at),
-            "n_volumes": int(enc_shape[3]),
+            "n_volumes": n_volumes,
             "fit_seconds": enc.fit_seconds, "final_loss": enc.coded.final_loss,
             "total_seconds": time.perf_counter() - t_start, "device": enc.device,
             "sections": {tag: len(p) for tag, p in secs.items()},
@@ -153,6 +168,32 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
             "arch": dict(enc.coded.part, name=enc.model.name), "model": enc.describe(),
             "config": cfg, "n_voxels": enc.n_voxels, "mode": mode, "bound": guaranteed,
             "max_error": max_err, "target": target.describe()}
+
+
+def _compress_exactly(in_file, out_file, cfg, seed, t_start):
+    """``compress(..., lossless=True)`` of a float run with NaN or Inf values that the
+    other codings refuse (NaN at some time points only, Inf): the stored array's bit
+    patterns, as the file holds them, coded by the whole-run model; checked bit for bit
+    against what decompress will write before the file is written."""
+    from . import limits, models
+
+    img, stored = io.load_stored_exactly(in_file)
+    limits.check_shape(list(stored.shape), os.fspath(in_file))
+    desc = dict(io.describe_image(img, in_file), nan_voxels=None)
+    target = core.Target(lossless=True)
+    enc = core.encode_run(models.get(models.LOSSLESS_MODEL), stored, desc, cfg,
+                          models.RunTarget(0.0), seed, os.fspath(in_file))
+    bits = np.dtype(f"u{stored.dtype.itemsize}")
+    if not np.array_equal(enc.reconstruction.stored.view(bits), stored.view(bits)):
+        raise ICAINRError(in_file, "the bit-for-bit coding did not decode to the stored "
+                                   "array; nothing was written")
+    blob = enc.blob
+    io.write_atomic(out_file, blob)
+    _, secs, _, _ = unpack(blob, out_file)
+    n_raw = core.raw_bytes(stored.shape, desc["dtype"])
+    # checked bit for bit above; no PSNR or SSIM: they are not defined over NaN and Inf
+    return _result(enc, desc, blob, secs, n_raw, cfg, target, [], t_start,
+                   (None, None, 0.0, []), int(stored.shape[3]))
 
 
 def parse_max_error(max_error):

@@ -20,6 +20,11 @@ class ICAINRError(Exception):
         return self.__class__, (self.path, self.problem)
 
 
+class NonFiniteValues(ICAINRError):
+    """The run holds NaN or Inf values that only a bit-for-bit coding keeps (NaN at some
+    time points only, or Inf): ``compress(..., lossless=True)`` codes such a float run."""
+
+
 class OutOfReach(ICAINRError):
     """The requested ratio cannot be reached: what must be stored already exceeds it.
 

@@ -137,7 +137,7 @@ class VolumeRun:
         which also refuses NaN/Inf values (with ``allow_nan_voxels``, NaN in voxels
         NaN at every time point is kept apart as ``nan_voxels`` and read as 0)."""
         from .. import io
-        from ..codec.errors import ICAINRError
+        from ..codec.errors import NonFiniteValues
 
         if self._stats is None:
             total = np.zeros(self.shape[:3])
@@ -159,8 +159,9 @@ class VolumeRun:
                 self.nan_voxels = io.whole_nan_voxels(self.source, nan_counts,
                                                       self.shape[3], n_inf)
             elif n_bad:  # the message of io.check_finite, counted over the whole run
-                raise ICAINRError(self.source, f"contains {n_bad} NaN/Inf values; the codec "
-                                               "needs finite data")
+                raise NonFiniteValues(self.source, f"contains {n_bad} NaN/Inf values; the "
+                                                   "lossy codings need finite data; "
+                                                   f"{io.EXACT_HINT}")
             self._stats = (total / self.shape[3], low, high)
         return self._stats
 

@@ -101,9 +101,11 @@ class ICAINRCompress(SimpleInterface):
                        device=self.inputs.device, seed=self.inputs.seed, force=True,
                        progress=False, measure=True)
         self._results.update(out_file=out, ratio=res["ratio"], ratio_disk=res["ratio_disk"],
-                             psnr=res["psnr"], fit_seconds=res["fit_seconds"],
+                             fit_seconds=res["fit_seconds"],
                              total_seconds=res["total_seconds"], device=res["device"],
                              mode=res["mode"])
+        if res["psnr"] is not None:  # None: a bit-for-bit file of a run with NaN or Inf
+            self._results["psnr"] = res["psnr"]
         if res.get("bound") is not None:
             self._results["bound"] = float(res["bound"])
         return runtime
