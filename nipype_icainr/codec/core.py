@@ -548,7 +548,7 @@ def _fit_with_mean(run, mean, mask, step, background, value_range, head, block, 
         zero_level = zero_padded(run, mask)
         mean_payload, mean_lo, mean_decoded = encode_mean_frame(
             mean, step, mask, background, lo=frame_origin(mean.min(), step, zero_level),
-            zero_level=zero_level)
+            effort=config["mean_frame_effort"], zero_level=zero_level)
         series = run.series(mask)  # (N, T), a copy: the series around the decoded mean
         series -= mean_decoded[mask][:, None]
         frame_info = {"n_voxels": int(series.shape[0]), "mean_lo": mean_lo, "mean_step": step,
