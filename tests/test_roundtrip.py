@@ -356,3 +356,12 @@ def test_a_higher_mean_frame_effort_codes_the_same_frame_in_fewer_bytes(tmp_path
             sections[core.MEAN_TAG], shape, info_["mean_lo"], info_["mean_step"], str(out)))
     assert frames[10][0] < frames[7][0]
     np.testing.assert_array_equal(frames[10][1], frames[7][1])
+    assert info(str(tmp_path / "e10.icainr"))["config"]["mean_frame_effort"] == 10
+    # recorded only when set: a custom configuration that leaves it at 7 writes the
+    # bytes it wrote before the key existed
+    other = tmp_path / "other.icainr"
+    compress(SAMPLE_BOLD, str(other), ratio=200, measure=False,
+             config={"base": "default", "max_components": 200})
+    stored = read_file(str(other))[0]["config"]
+    assert stored["max_components"] == 200 and "mean_frame_effort" not in stored
+    assert info(str(other))["config"]["mean_frame_effort"] == 7

@@ -94,7 +94,8 @@ def compress(in_file, out_file, ratio=None, preset="default", config=None, devic
         raise ICAINRError(None, f"--seed must be an integer in [0, 2**32), got {seed!r}")
 
     # voxels NaN at every time point (as SPM writes outside the brain) are coded as 0 and
-    # written back as NaN; any other NaN or Inf is refused
+    # written back as NaN; any other NaN or Inf is refused, but by --lossless, which codes
+    # such a float run's bit patterns (``_compress_exactly``)
     if lossless or max_error is not None:  # the whole-run model codes the whole array
         try:
             img, data, nan_voxels = io.load_bold_with_nan_voxels(in_file)

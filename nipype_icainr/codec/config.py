@@ -128,6 +128,11 @@ COMMON = {
 }
 #: keys kept out of files (long texts that say nothing about how the file was made)
 NOT_STORED = ("description",)
+#: keys a file records only when they differ from their default: keys added after
+#: custom configurations were first recorded, so that a configuration that does not
+#: use one writes the same bytes as before it existed (a longer header moved a
+#: 720-byte file's choice of mask)
+STORED_WHEN_SET = ("mean_frame_effort",)
 
 
 def available_presets():
@@ -251,7 +256,8 @@ def stored_config(cfg):
         if {k: v for k, v in preset.items() if k not in NOT_STORED} == \
                 {k: v for k, v in cfg.items() if k not in NOT_STORED}:
             return {"name": name}
-    return {k: v for k, v in cfg.items() if k not in NOT_STORED}
+    return {k: v for k, v in cfg.items() if k not in NOT_STORED
+            and not (k in STORED_WHEN_SET and v == COMMON[k].default)}
 
 
 def read_stored_config(cfg, model_name, source):
