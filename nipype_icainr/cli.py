@@ -156,6 +156,8 @@ def _cmd_compress(args):
     print(f"wrote {args.out_file}: {res['file_bytes']:,} bytes, {_mode(res)}")
     print(f"  ratio {res['ratio']:.1f} (raw {res['raw_bytes']:,}-byte array in its stored dtype)"
           f"; {res['ratio_disk']:.1f} against the input file on disk")
+    if res.get("bit_exact"):
+        print("  decoded bit for bit, NaN and Inf included (checked before writing)")
     if res["psnr"] is not None:
         ssim = "n/a (an axis under 3 voxels)" if res["ssim"] is None else f"{res['ssim']:.4f}"
         if res["ssim"] is not None and res["ssim_volumes"] < res["n_volumes"]:

@@ -112,6 +112,10 @@ def test_lossless_keeps_nan_and_inf_bit_for_bit(tmp_path, capsys):
     assert restored.dtype == np.float32
     np.testing.assert_array_equal(restored.view(np.uint32), data.view(np.uint32))
     assert src.read_bytes() == before
+    from nipype_icainr import compress
+
+    res = compress(str(src), str(tmp_path / "api.icainr"), lossless=True)
+    assert res["mode"] == "lossless" and res["bit_exact"] and res["psnr"] is None
 
     # a float run stored with a scaling (nibabel drops it on save: the header by hand)
     header = nib.Nifti1Header()

@@ -193,8 +193,8 @@ def _compress_exactly(in_file, out_file, cfg, seed, t_start):
     _, secs, _, _ = unpack(blob, out_file)
     n_raw = core.raw_bytes(stored.shape, desc["dtype"])
     # checked bit for bit above; no PSNR or SSIM: they are not defined over NaN and Inf
-    return _result(enc, desc, blob, secs, n_raw, cfg, target, [], t_start,
-                   (None, None, 0.0, []), int(stored.shape[3]))
+    return dict(_result(enc, desc, blob, secs, n_raw, cfg, target, [], t_start,
+                        (None, None, 0.0, []), int(stored.shape[3])), bit_exact=True)
 
 
 def parse_max_error(max_error):
