@@ -50,12 +50,19 @@ def test_participant_level_through_sbatch(tmp_path):
          "--use-plugin", str(plugin), "--skip-bids-validation"],
         capture_output=True, text=True, timeout=1200, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    after, table = job_ids()
-    new = sorted(after - before)
+    _, table = job_ids()
+    # this run's jobs: new since it started and writing their output under its tmp_path
+    # (another suite sharing the SLURM had its running jobs counted here, and failed this)
+    states = {}
+    for line in table.splitlines():
+        job = re.search(r"JobId=(\d+) JobName=(\S+).*?JobState=(\S+)", line)
+        stdout = re.search(r"StdOut=(\S+)", line)
+        if job and stdout and stdout.group(1).startswith(str(tmp_path)) and \
+                int(job.group(1)) not in before:
+            states[int(job.group(1))] = (job.group(2), job.group(3))
+    new = sorted(states)
     # every workflow node went through sbatch: compress, decompress, fla, report, sink
     assert len(new) >= 4, table
-    names = re.findall(r"JobId=(\d+) JobName=(\S+).*?JobState=(\S+)", table)
-    states = {int(i): (n, s) for i, n, s in names if int(i) in new}
     assert all(s == "COMPLETED" for _, s in states.values()), states
     with open(tmp_path / "sbatch_jobs.txt", "w") as fh:
         for i in new:
