@@ -36,6 +36,9 @@ import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from where_bytes_go import run_mean  # noqa: E402
+
 
 def _jxl(img, effort=7, **kw):
     import imagecodecs
@@ -62,7 +65,6 @@ def _rms(a, b):
 def alternatives(run, ratio, tmp):
     """Rows ``(coding, bytes, background RMS, brain RMS)`` for one run at ``ratio``."""
     import imagecodecs
-    import nibabel as nib
 
     from nipype_icainr import io
     from nipype_icainr.codec import core, frame
@@ -73,22 +75,19 @@ def alternatives(run, ratio, tmp):
     compress(run, out, ratio=ratio, force=True, measure=False)
     with open(out, "rb") as fh:
         header, sections, _, _ = unpack(fh.read(), out)
-    img = nib.load(run)
-    mean = np.zeros(img.shape[:3])
-    for t in range(img.shape[3]):
-        mean += np.asarray(img.dataobj[..., t], dtype=np.float64)
-    mean /= img.shape[3]
+    mean = run_mean(run)
     mask = io.unpack_mask(sections[core.MASK_TAG], mean.shape)
     step, lo = header["frame"]["mean_step"], header["frame"]["mean_lo"]
     decoded = frame.decode_mean_frame(sections[core.MEAN_TAG], mean.shape, lo, step, out)
     levels = np.round((decoded - lo) / step).astype(np.int64)
     fine = frame._levels(mean, step, lo).astype(np.int64)
-    # the file's background multiple: the largest whose multiples hold the decoded levels
+    # the file's background multiple: the largest (at most 4096, the codec's) whose
+    # multiples hold the decoded levels, the gcd of their differences
     outside = ~mask
     m = 1
-    for cand in range(2, 4097):
-        if outside.any() and np.all((levels[outside] - levels[outside].min()) % cand == 0):
-            m = cand
+    if outside.any():
+        gcd = int(np.gcd.reduce(levels[outside] - levels[outside].min()))
+        m = min(gcd, 4096) if gcd else 4096
     rows = []
 
     def row(name, timed, values):

@@ -25,11 +25,21 @@ import tempfile
 import numpy as np
 
 
+def run_mean(path):
+    """A 4D run's mean over time (float64), read volume by volume: a large run's array
+    is GBs."""
+    import nibabel as nib
+
+    img = nib.load(path)
+    mean = np.zeros(img.shape[:3])
+    for t in range(img.shape[3]):
+        mean += np.asarray(img.dataobj[..., t], dtype=np.float64)
+    return mean / img.shape[3]
+
+
 def split_mean(path, blob):
     """``(brain bytes, background bytes)`` of the MEAN section of ``blob``, the file
     made from ``path``; None when the file has no mean frame (a lossless file)."""
-    import nibabel as nib
-
     from nipype_icainr import io
     from nipype_icainr.codec import core, frame
     from nipype_icainr.codec.container import unpack
@@ -38,13 +48,8 @@ def split_mean(path, blob):
     mean_payload = sections.get(core.MEAN_TAG)
     if not mean_payload or "frame" not in header:
         return None
-    img = nib.load(path)
-    shape = img.shape[:3]
-    mean = np.zeros(shape)
-    for t in range(img.shape[3]):  # volume by volume: a large run's array is GBs
-        mean += np.asarray(img.dataobj[..., t], dtype=np.float64)
-    mean /= img.shape[3]
-    mask = io.unpack_mask(sections[core.MASK_TAG], shape)
+    mean = run_mean(path)
+    mask = io.unpack_mask(sections[core.MASK_TAG], mean.shape)
     info = header["frame"]
     # every background voxel at one level: a coarse multiple larger than the frame's range
     brain, _, _ = frame.encode_mean_frame(mean, info["mean_step"], mask, 65535,

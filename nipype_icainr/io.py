@@ -268,11 +268,17 @@ def load_bold(path):
 def _read_bold(path):
     """``(img, data)`` of ``open_bold``'s image, every value as read (float64)."""
     img, shape = open_bold(path)
+    return img, _read_voxels(
+        path, lambda: np.asarray(img.dataobj, dtype=np.float64).reshape(shape))
+
+
+def _read_voxels(path, read):
+    """``read()`` of a run's voxel array, nibabel kept quiet; a failed read is one line."""
     from .codec.header import quiet_nibabel
 
     with quiet_nibabel():
         try:
-            return img, np.asarray(img.dataobj, dtype=np.float64).reshape(shape)
+            return read()
         except MemoryError:
             raise
         except Exception as exc:
@@ -414,12 +420,17 @@ def open_bold_for_reading(path):
 
 def check_finite(path, data):
     """Refuse NaN and Inf values (in the whole run or in one volume of it)."""
-    from .codec.errors import NonFiniteValues
-
     n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
     if n_bad:
-        raise NonFiniteValues(path, f"contains {n_bad} NaN/Inf values; the lossy codings need "
-                                    f"finite data; {EXACT_HINT}")
+        raise non_finite(path, n_bad)
+
+
+def non_finite(path, n_bad):
+    """The error for ``n_bad`` NaN/Inf values (``check_finite``, ``VolumeRun.stats``)."""
+    from .codec.errors import NonFiniteValues
+
+    return NonFiniteValues(path, f"contains {n_bad} NaN/Inf values; the lossy codings need "
+                                 f"finite data; {EXACT_HINT}")
 
 
 #: what a run with NaN or Inf values the lossy codings refuse can still be given
@@ -436,16 +447,7 @@ def load_stored_exactly(path):
     if dtype.kind != "f":
         raise ICAINRError(os.fspath(path), f"holds non-finite values in a {dtype} array; "
                                            "it cannot be coded")
-    from .codec.header import quiet_nibabel
-
-    with quiet_nibabel():
-        try:
-            stored = np.asanyarray(img.dataobj.get_unscaled()).reshape(shape)
-        except MemoryError:
-            raise
-        except Exception as exc:
-            raise ICAINRError(os.fspath(path), f"cannot read the voxel data "
-                                               f"({first_line(exc)})") from None
+    stored = _read_voxels(path, lambda: np.asanyarray(img.dataobj.get_unscaled()).reshape(shape))
     # in native byte order, as ``describe_image`` records the dtype and the decoder
     # rebuilds it (the bit patterns of the values, not of the bytes on disk)
     return img, np.ascontiguousarray(stored, dtype=dtype.newbyteorder("="))

@@ -137,7 +137,6 @@ class VolumeRun:
         which also refuses NaN/Inf values (with ``allow_nan_voxels``, NaN in voxels
         NaN at every time point is kept apart as ``nan_voxels`` and read as 0)."""
         from .. import io
-        from ..codec.errors import NonFiniteValues
 
         if self._stats is None:
             total = np.zeros(self.shape[:3])
@@ -158,10 +157,8 @@ class VolumeRun:
             if n_bad and self.allow_nan_voxels:
                 self.nan_voxels = io.whole_nan_voxels(self.source, nan_counts,
                                                       self.shape[3], n_inf)
-            elif n_bad:  # the message of io.check_finite, counted over the whole run
-                raise NonFiniteValues(self.source, f"contains {n_bad} NaN/Inf values; the "
-                                                   "lossy codings need finite data; "
-                                                   f"{io.EXACT_HINT}")
+            elif n_bad:  # io.check_finite's error, counted over the whole run
+                raise io.non_finite(self.source, n_bad)
             self._stats = (total / self.shape[3], low, high)
         return self._stats
 
